@@ -1,0 +1,70 @@
+// RooFlowPdf: a conditional normalizing flow exported by rooml, as a RooAbsPdf.
+#ifndef ROOML_ROOFLOWPDF_H
+#define ROOML_ROOFLOWPDF_H
+
+#include <RooAbsPdf.h>
+#include <RooListProxy.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rooml {
+class FlowModel;
+}
+
+/// p(x | c) of a normalizing flow over the observables x (its features) given
+/// the conditioning variables c (its context).  The model file's bytes are
+/// stored in the object, so a workspace holding it is self-contained; the
+/// native evaluator is rebuilt lazily after reading.  Normalized over the
+/// features by construction (analytical integral), evaluated for a whole
+/// dataset at once, and only again when the data change.
+class RooFlowPdf : public RooAbsPdf {
+public:
+   RooFlowPdf() = default;
+   /// Read the exported model from `modelFile` (.onnx written by rooml.export).
+   RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
+              const char *modelFile);
+   /// Take the exported model's bytes directly.
+   RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
+              const std::vector<unsigned char> &modelBytes);
+   RooFlowPdf(const RooFlowPdf &other, const char *name = nullptr);
+   TObject *clone(const char *newname = nullptr) const override { return new RooFlowPdf(*this, newname); }
+   ~RooFlowPdf() override;
+
+   Int_t getAnalyticalIntegral(RooArgSet &allVars, RooArgSet &analVars, const char *rangeName = nullptr) const override;
+   double analyticalIntegral(Int_t code, const char *rangeName = nullptr) const override;
+
+   Int_t getGenerator(const RooArgSet &directVars, RooArgSet &generateVars, bool staticInitOK = true) const override;
+   void generateEvent(Int_t code) override;
+
+   const RooArgList &features() const { return _features; }
+   const RooArgList &context() const { return _context; }
+   /// The stored model file (ONNX bytes with rooml metadata).
+   const std::vector<unsigned char> &modelBytes() const { return _modelBytes; }
+   /// The rooml metadata document of the model (JSON).
+   std::string metadataJson() const;
+   /// How many events the network has evaluated (all calls); for tests and benchmarks.
+   unsigned long long networkEvaluations() const { return _networkEvaluations; }
+   /// log p(x | c) for the current values of the observables.
+   double logProbCurrent() const;
+
+protected:
+   double evaluate() const override;
+   void doEval(RooFit::EvalContext &ctx) const override;
+
+private:
+   const rooml::FlowModel &model() const;
+   void checkVariables() const;
+
+   RooListProxy _features;
+   RooListProxy _context;
+   std::vector<unsigned char> _modelBytes;
+   mutable std::shared_ptr<const rooml::FlowModel> _model; //! built lazily from _modelBytes
+   mutable unsigned long long _networkEvaluations = 0;     //!
+   mutable UInt_t _seed = 0;                                //! generator event counter
+
+   ClassDefOverride(RooFlowPdf, 1) // Normalizing flow exported by rooml
+};
+
+#endif

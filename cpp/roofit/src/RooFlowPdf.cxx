@@ -1,0 +1,239 @@
+// RooFlowPdf: a rooml normalizing flow as a RooAbsPdf (see RooFlowPdf.h).
+#include "RooFlowPdf.h"
+
+#include <RooAbsRealLValue.h>
+#include <RooFit/EvalContext.h>
+#include <RooMsgService.h>
+#include <RooRandom.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <sstream>
+
+#include "rooml/error.h"
+#include "rooml/flow_model.h"
+
+namespace {
+
+std::vector<unsigned char> readFile(const char *path)
+{
+   std::ifstream in(path, std::ios::binary);
+   if (!in)
+      throw rooml::Error(std::string("RooFlowPdf: cannot open model file '") + path + "'");
+   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+} // namespace
+
+RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
+                       const std::vector<unsigned char> &modelBytes)
+   : RooAbsPdf(name, title),
+     _features("features", "flow features", this),
+     _context("context", "flow context", this),
+     _modelBytes(modelBytes)
+{
+   _features.addTyped<RooAbsReal>(features);
+   _context.addTyped<RooAbsReal>(context);
+   checkVariables();
+}
+
+RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
+                       const char *modelFile)
+   : RooFlowPdf(name, title, features, context, readFile(modelFile))
+{
+}
+
+RooFlowPdf::RooFlowPdf(const RooFlowPdf &other, const char *name)
+   : RooAbsPdf(other, name),
+     _features("features", this, other._features),
+     _context("context", this, other._context),
+     _modelBytes(other._modelBytes),
+     _model(other._model)
+{
+}
+
+RooFlowPdf::~RooFlowPdf() = default;
+
+const rooml::FlowModel &RooFlowPdf::model() const
+{
+   if (!_model)
+      _model = rooml::FlowModel::from_bytes(std::string(_modelBytes.begin(), _modelBytes.end()), GetName());
+   return *_model;
+}
+
+std::string RooFlowPdf::metadataJson() const
+{
+   return model().metadata_json();
+}
+
+// Counts must match; a variable named like one of the model's features must sit at that feature's position.
+void RooFlowPdf::checkVariables() const
+{
+   const auto &m = model();
+   auto check = [&](const RooArgList &vars, const std::vector<std::string> &names, const char *what) {
+      if (vars.size() != names.size()) {
+         std::ostringstream msg;
+         msg << "RooFlowPdf '" << GetName() << "': the model has " << names.size() << " " << what << " (";
+         for (std::size_t i = 0; i < names.size(); ++i)
+            msg << (i ? ", " : "") << names[i];
+         msg << ") but " << vars.size() << " variables were given";
+         throw rooml::Error(msg.str());
+      }
+      for (std::size_t i = 0; i < names.size(); ++i) {
+         for (std::size_t j = 0; j < names.size(); ++j) {
+            if (i != j && names[j] == vars[i].GetName()) {
+               throw rooml::Error("RooFlowPdf '" + std::string(GetName()) + "': variable '" + vars[i].GetName() +
+                                  "' is given at position " + std::to_string(i) + " but is the model's " + what +
+                                  " number " + std::to_string(j) + " (wrong order)");
+            }
+         }
+      }
+   };
+   check(_features, m.feature_names(), "features");
+   check(_context, m.context_names(), "context variables");
+   for (std::size_t i = 0; i < _features.size(); ++i) {
+      auto *lv = dynamic_cast<const RooAbsRealLValue *>(&_features[i]);
+      if (lv && (lv->getMin() < m.support_low()[i] || lv->getMax() > m.support_high()[i])) {
+         coutW(InputArguments) << "RooFlowPdf '" << GetName() << "': range of '" << lv->GetName() << "' ["
+                               << lv->getMin() << ", " << lv->getMax() << "] extends beyond the flow's support ["
+                               << m.support_low()[i] << ", " << m.support_high()[i]
+                               << "]; the density is zero outside it" << std::endl;
+      }
+   }
+}
+
+Int_t RooFlowPdf::getAnalyticalIntegral(RooArgSet &allVars, RooArgSet &analVars, const char * /*rangeName*/) const
+{
+   // Normalized over all features by construction; partial integrals are left to RooFit.
+   return matchArgs(allVars, analVars, RooArgSet(_features)) ? 1 : 0;
+}
+
+double RooFlowPdf::analyticalIntegral(Int_t code, const char * /*rangeName*/) const
+{
+   R__ASSERT(code == 1);
+   return 1.0;
+}
+
+double RooFlowPdf::logProbCurrent() const
+{
+   const auto &m = model();
+   std::vector<double> x(m.n_features()), c(m.n_context());
+   for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] = static_cast<const RooAbsReal &>(_features[i]).getVal();
+   for (std::size_t i = 0; i < c.size(); ++i)
+      c[i] = static_cast<const RooAbsReal &>(_context[i]).getVal();
+   double out = 0.0;
+   ++_networkEvaluations;
+   m.log_prob(x.data(), c.empty() ? nullptr : c.data(), 1, &out, 1);
+   return out;
+}
+
+double RooFlowPdf::evaluate() const
+{
+   const auto &m = model();
+   for (std::size_t i = 0; i < m.n_features(); ++i) {
+      const double v = static_cast<const RooAbsReal &>(_features[i]).getVal();
+      if (!std::isfinite(v)) {
+         logEvalError("feature value is not finite");
+         return std::numeric_limits<double>::quiet_NaN();
+      }
+      if (v < m.support_low()[i] || v > m.support_high()[i])
+         return 0.0; // outside the flow's support the density vanishes
+   }
+   try {
+      return std::exp(logProbCurrent());
+   } catch (const rooml::Error &e) {
+      logEvalError(e.what());
+      return std::numeric_limits<double>::quiet_NaN();
+   }
+}
+
+void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
+{
+   const auto &m = model();
+   std::span<double> out = ctx.output();
+   const std::size_t n = out.size(), d = m.n_features(), c = m.n_context();
+   auto column = [&](const RooAbsArg &arg) { return ctx.at(&arg); };
+   // Gather row-major inputs of the events inside the support; the rest get density 0 (or NaN if not finite).
+   std::vector<double> x, cv;
+   std::vector<std::size_t> valid;
+   x.reserve(n * d);
+   cv.reserve(n * c);
+   valid.reserve(n);
+   std::vector<std::span<const double>> xs, cs;
+   for (std::size_t i = 0; i < d; ++i)
+      xs.push_back(column(_features[i]));
+   for (std::size_t i = 0; i < c; ++i)
+      cs.push_back(column(_context[i]));
+   auto at = [](std::span<const double> s, std::size_t e) { return s.size() == 1 ? s[0] : s[e]; };
+   for (std::size_t e = 0; e < n; ++e) {
+      bool ok = true, finite = true;
+      for (std::size_t i = 0; i < d; ++i) {
+         const double v = at(xs[i], e);
+         finite = finite && std::isfinite(v);
+         ok = ok && finite && v >= m.support_low()[i] && v <= m.support_high()[i];
+      }
+      for (std::size_t i = 0; i < c; ++i)
+         finite = finite && std::isfinite(at(cs[i], e));
+      if (!finite) {
+         out[e] = std::numeric_limits<double>::quiet_NaN();
+         logEvalError("an event has a non-finite feature or context value");
+         continue;
+      }
+      if (!ok) {
+         out[e] = 0.0;
+         continue;
+      }
+      valid.push_back(e);
+      for (std::size_t i = 0; i < d; ++i)
+         x.push_back(at(xs[i], e));
+      for (std::size_t i = 0; i < c; ++i)
+         cv.push_back(at(cs[i], e));
+   }
+   std::vector<double> lp(valid.size());
+   try {
+      _networkEvaluations += valid.size();
+      m.log_prob(x.data(), c ? cv.data() : nullptr, valid.size(), lp.data());
+   } catch (const rooml::Error &err) {
+      logEvalError(err.what());
+      for (std::size_t e : valid)
+         out[e] = std::numeric_limits<double>::quiet_NaN();
+      return;
+   }
+   for (std::size_t k = 0; k < valid.size(); ++k)
+      out[valid[k]] = std::exp(lp[k]);
+}
+
+Int_t RooFlowPdf::getGenerator(const RooArgSet &directVars, RooArgSet &generateVars, bool /*staticInitOK*/) const
+{
+   // The flow samples all its features at once through its exact inverse, given the context values.
+   return matchArgs(directVars, generateVars, RooArgSet(_features)) ? 1 : 0;
+}
+
+void RooFlowPdf::generateEvent(Int_t code)
+{
+   R__ASSERT(code == 1);
+   const auto &m = model();
+   std::vector<double> c(m.n_context()), x(m.n_features());
+   for (std::size_t i = 0; i < c.size(); ++i)
+      c[i] = static_cast<const RooAbsReal &>(_context[i]).getVal();
+   // Seeds come from RooRandom, so RooRandom::randomGenerator()->SetSeed() makes toys reproducible.
+   const std::uint64_t seed = (std::uint64_t(RooRandom::integer(0xFFFFFFFFu)) << 32) | RooRandom::integer(0xFFFFFFFFu);
+   for (int attempt = 0; attempt < 1000; ++attempt) {
+      m.sample(c.empty() ? nullptr : c.data(), 1, seed + attempt, x.data(), 1);
+      bool inRange = true;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+         auto *lv = dynamic_cast<RooAbsRealLValue *>(&_features[i]);
+         inRange = inRange && lv && lv->inRange(x[i], nullptr);
+      }
+      if (!inRange)
+         continue; // truncated to the variables' ranges, as RooFit's own generators do
+      for (std::size_t i = 0; i < x.size(); ++i)
+         static_cast<RooAbsRealLValue &>(_features[i]).setVal(x[i]);
+      return;
+   }
+   coutE(Generation) << "RooFlowPdf '" << GetName() << "': no sample inside the variables' ranges after 1000 tries"
+                     << std::endl;
+}

@@ -1,0 +1,543 @@
+// Conditioners, transforms and preprocessing of rooml flows (nflows semantics, double precision).
+#include "flow_transforms.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "rooml/error.h"
+
+namespace rooml {
+namespace {
+
+// Workspace slots: conditioners use 0..4, transforms 8..11.
+enum Slot : std::size_t { kCat = 0, kHidden, kTemp, kTemp2, kGate, kGather = 8, kParams, kCopy, kLogdet };
+
+void copy_rows(const double* from, double* to, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r) std::memcpy(to + r * kBlock, from + r * kBlock, n * sizeof(double));
+}
+
+std::size_t index_at(const json::Value& v, std::size_t i, std::size_t limit, const char* what) {
+  const int64_t idx = v.at(i).as_int();
+  if (idx < 0 || static_cast<std::size_t>(idx) >= limit)
+    throw Error(std::string("model architecture: ") + what + " index " + std::to_string(idx) + " out of range");
+  return static_cast<std::size_t>(idx);
+}
+
+std::vector<std::size_t> indices(const json::Value& v, std::size_t limit, const char* what) {
+  std::vector<std::size_t> out(v.as_array().size());
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = index_at(v, i, limit, what);
+  return out;
+}
+
+SplineSpec spline_spec(const json::Value& spec) {
+  SplineSpec s;
+  s.num_bins = static_cast<int>(spec["num_bins"].as_int());
+  s.tail_bound = spec["tail_bound"].as_number();
+  s.min_bin_width = spec["min_bin_width"].as_number();
+  s.min_bin_height = spec["min_bin_height"].as_number();
+  s.min_derivative = spec["min_derivative"].as_number();
+  s.scale = spec["scale"].as_number();
+  if (s.num_bins < 1 || !(s.tail_bound > 0)) throw Error("model architecture: invalid spline settings");
+  return s;
+}
+
+// --- conditioners -----------------------------------------------------------------------
+
+class ResidualNet final : public Conditioner {
+ public:
+  ResidualNet(const json::Value& spec, const WeightSource& w, std::size_t n_in, std::size_t n_out) {
+    const std::string p = spec["prefix"].as_string();
+    n_context_ = static_cast<std::size_t>(spec["context"].as_int());
+    const bool bn = spec["batch_norm"].as_bool();
+    const double eps = spec["batch_norm_eps"].as_number();
+    initial_ = w.dense(p + ".initial_layer");
+    final_ = w.dense(p + ".final_layer");
+    if (initial_.in != n_in + n_context_ || final_.out != n_out)
+      throw Error(w.source() + ": conditioner " + p + " does not match the transform's feature counts");
+    for (int64_t b = 0; b < spec["blocks"].as_int(); ++b) {
+      const std::string bp = p + ".blocks." + std::to_string(b);
+      Block_ blk{w.dense(bp + ".linear_layers.0"), w.dense(bp + ".linear_layers.1"), {}, {}, {}, bn};
+      if (n_context_) blk.gate = w.dense(bp + ".context_layer");
+      if (bn) {
+        blk.bn0 = w.batchnorm1d(bp + ".batch_norm_layers.0", eps);
+        blk.bn1 = w.batchnorm1d(bp + ".batch_norm_layers.1", eps);
+      }
+      blocks_.push_back(std::move(blk));
+    }
+  }
+
+  void apply(const double* in, const double* context, double* out, std::size_t n,
+             Workspace& ws) const override {
+    const std::size_t hidden = initial_.out;
+    double* cat = ws.get(kCat, initial_.in * kBlock);
+    copy_rows(in, cat, initial_.in - n_context_, n);
+    if (n_context_) copy_rows(context, cat + (initial_.in - n_context_) * kBlock, n_context_, n);
+    double* h = ws.get(kHidden, hidden * kBlock);
+    double* t = ws.get(kTemp, hidden * kBlock);
+    double* t2 = ws.get(kTemp2, hidden * kBlock);
+    initial_.apply(cat, h, n, kBlock);
+    for (const auto& b : blocks_) {
+      copy_rows(h, t, hidden, n);
+      if (b.use_bn) b.bn0.apply(t, t, n, kBlock);
+      relu_rows(t, hidden, n);
+      b.linear0.apply(t, t2, n, kBlock);
+      if (b.use_bn) b.bn1.apply(t2, t2, n, kBlock);
+      relu_rows(t2, hidden, n);
+      b.linear1.apply(t2, t, n, kBlock);
+      if (n_context_) {
+        double* g = ws.get(kGate, hidden * kBlock);
+        b.gate.apply(context, g, n, kBlock);
+        for (std::size_t r = 0; r < hidden; ++r)
+          for (std::size_t e = 0; e < n; ++e) t[r * kBlock + e] *= sigmoid(g[r * kBlock + e]);
+      }
+      for (std::size_t r = 0; r < hidden; ++r)
+        for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e];
+    }
+    final_.apply(h, out, n, kBlock);
+  }
+
+  static void relu_rows(double* x, std::size_t rows, std::size_t n) {
+    for (std::size_t r = 0; r < rows; ++r) relu_inplace(x + r * kBlock, n);
+  }
+
+ private:
+  struct Block_ {
+    Dense linear0, linear1, gate;
+    Affine bn0, bn1;
+    bool use_bn = false;
+  };
+  Dense initial_, final_;
+  std::vector<Block_> blocks_;
+  std::size_t n_context_ = 0;
+};
+
+class Made final : public Conditioner {
+ public:
+  Made(const json::Value& spec, const WeightSource& w, std::size_t n_in, std::size_t n_out) {
+    const std::string p = spec["prefix"].as_string();
+    n_context_ = static_cast<std::size_t>(spec["context"].as_int());
+    residual_ = spec["residual"].as_bool();
+    const bool bn = spec["batch_norm"].as_bool();
+    const double eps = spec["batch_norm_eps"].as_number();
+    initial_ = w.dense(p + ".initial_layer", "mask");
+    final_ = w.dense(p + ".final_layer", "mask");
+    if (initial_.in != n_in || final_.out != n_out)
+      throw Error(w.source() + ": MADE " + p + " does not match the transform's feature counts");
+    if (n_context_) context_ = w.dense(p + ".context_layer");
+    for (int64_t b = 0; b < spec["blocks"].as_int(); ++b) {
+      const std::string bp = p + ".blocks." + std::to_string(b);
+      Block_ blk;
+      blk.use_bn = bn;
+      if (residual_) {
+        blk.linear0 = w.dense(bp + ".linear_layers.0", "mask");
+        blk.linear1 = w.dense(bp + ".linear_layers.1", "mask");
+        if (n_context_) blk.context = w.dense(bp + ".context_layer");
+        if (bn) {
+          blk.bn0 = w.batchnorm1d(bp + ".batch_norm_layers.0", eps);
+          blk.bn1 = w.batchnorm1d(bp + ".batch_norm_layers.1", eps);
+        }
+      } else {
+        blk.linear0 = w.dense(bp + ".linear", "mask");
+        if (bn) blk.bn0 = w.batchnorm1d(bp + ".batch_norm", eps);
+      }
+      blocks_.push_back(std::move(blk));
+    }
+  }
+
+  void apply(const double* in, const double* ctx, double* out, std::size_t n,
+             Workspace& ws) const override {
+    const std::size_t hidden = initial_.out;
+    double* h = ws.get(kHidden, hidden * kBlock);
+    double* t = ws.get(kTemp, hidden * kBlock);
+    double* t2 = ws.get(kTemp2, hidden * kBlock);
+    initial_.apply(in, h, n, kBlock);
+    if (n_context_) {
+      double* g = ws.get(kGate, hidden * kBlock);
+      context_.apply(ctx, g, n, kBlock);
+      for (std::size_t i = 0; i < hidden * kBlock; ++i) h[i] += g[i] > 0.0 ? g[i] : 0.0;
+    }
+    if (!residual_) ResidualNet::relu_rows(h, hidden, n);
+    for (const auto& b : blocks_) {
+      if (residual_) {
+        copy_rows(h, t, hidden, n);
+        if (b.use_bn) b.bn0.apply(t, t, n, kBlock);
+        ResidualNet::relu_rows(t, hidden, n);
+        b.linear0.apply(t, t2, n, kBlock);
+        if (n_context_) {
+          double* g = ws.get(kGate, hidden * kBlock);
+          b.context.apply(ctx, g, n, kBlock);
+          for (std::size_t r = 0; r < hidden; ++r)
+            for (std::size_t e = 0; e < n; ++e) t2[r * kBlock + e] += g[r * kBlock + e];
+        }
+        if (b.use_bn) b.bn1.apply(t2, t2, n, kBlock);
+        ResidualNet::relu_rows(t2, hidden, n);
+        b.linear1.apply(t2, t, n, kBlock);
+        for (std::size_t r = 0; r < hidden; ++r)
+          for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e];
+      } else {
+        copy_rows(h, t, hidden, n);
+        if (b.use_bn) b.bn0.apply(t, t, n, kBlock);
+        b.linear0.apply(t, h, n, kBlock);
+        ResidualNet::relu_rows(h, hidden, n);
+      }
+    }
+    final_.apply(h, out, n, kBlock);
+  }
+
+ private:
+  struct Block_ {
+    Dense linear0, linear1, context;
+    Affine bn0, bn1;
+    bool use_bn = false;
+  };
+  Dense initial_, final_, context_;
+  std::vector<Block_> blocks_;
+  std::size_t n_context_ = 0;
+  bool residual_ = true;
+};
+
+// --- transforms ---------------------------------------------------------------------------
+
+class Permutation final : public Transform {
+ public:
+  Permutation(const json::Value& spec, std::size_t dim) : perm_(indices(spec["perm"], dim, "permutation")) {
+    if (perm_.size() != dim) throw Error("model architecture: permutation of the wrong length");
+    inverse_.resize(dim);
+    for (std::size_t i = 0; i < dim; ++i) inverse_[perm_[i]] = i;
+  }
+  void forward(Block& b) const override { permute(b, perm_); }
+  void inverse(Block& b) const override { permute(b, inverse_); }
+
+ private:
+  static void permute(Block& b, const std::vector<std::size_t>& perm) {
+    double* copy = b.ws->get(kCopy, b.dim * kBlock);
+    copy_rows(b.z, copy, b.dim, b.n);
+    for (std::size_t i = 0; i < perm.size(); ++i)
+      std::memcpy(b.z + i * kBlock, copy + perm[i] * kBlock, b.n * sizeof(double));
+  }
+  std::vector<std::size_t> perm_, inverse_;
+};
+
+/// Matrix acting on all features plus a constant log-determinant.
+class LinearTransform final : public Transform {
+ public:
+  LinearTransform(Dense forward, Dense inverse, double logdet)
+      : forward_(std::move(forward)), inverse_(std::move(inverse)), logdet_(logdet) {}
+  void forward(Block& b) const override { apply(b, forward_, logdet_); }
+  void inverse(Block& b) const override { apply(b, inverse_, -logdet_); }
+
+ private:
+  static void apply(Block& b, const Dense& d, double logdet) {
+    double* copy = b.ws->get(kCopy, b.dim * kBlock);
+    copy_rows(b.z, copy, b.dim, b.n);
+    d.apply(copy, b.z, b.n, kBlock);
+    for (std::size_t e = 0; e < b.n; ++e) b.logdet[e] += logdet;
+  }
+  Dense forward_, inverse_;
+  double logdet_;
+};
+
+std::unique_ptr<Transform> make_lu(const json::Value& spec, const WeightSource& w, std::size_t d) {
+  const std::string p = spec["prefix"].as_string();
+  const double eps = spec["eps"].as_number();
+  const std::size_t tri = d * (d - 1) / 2;
+  const auto lower_entries = w.vector(p + ".lower_entries", tri);
+  const auto upper_entries = w.vector(p + ".upper_entries", tri);
+  const auto diag_raw = w.vector(p + ".unconstrained_upper_diag", d);
+  const auto bias = w.vector(p + ".bias", d);
+  std::vector<double> L(d * d, 0.0), U(d * d, 0.0);
+  // torch.tril_indices / triu_indices order: row-major over the triangle.
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < d; ++i)
+    for (std::size_t j = 0; j < i; ++j) L[i * d + j] = lower_entries[k++];
+  k = 0;
+  for (std::size_t i = 0; i < d; ++i)
+    for (std::size_t j = i + 1; j < d; ++j) U[i * d + j] = upper_entries[k++];
+  double logdet = 0.0;
+  for (std::size_t i = 0; i < d; ++i) {
+    L[i * d + i] = 1.0;
+    U[i * d + i] = softplus(diag_raw[i]) + eps;
+    logdet += std::log(U[i * d + i]);
+  }
+  Dense fwd{d, d, std::vector<double>(d * d, 0.0), bias};
+  for (std::size_t i = 0; i < d; ++i)
+    for (std::size_t j = 0; j < d; ++j)
+      for (std::size_t m = 0; m < d; ++m) fwd.weight[i * d + j] += L[i * d + m] * U[m * d + j];
+  // inverse: x = U^{-1} L^{-1} (y - b); columns of the inverse by triangular solves.
+  Dense inv{d, d, std::vector<double>(d * d, 0.0), std::vector<double>(d, 0.0)};
+  for (std::size_t c = 0; c < d; ++c) {
+    std::vector<double> col(d, 0.0);
+    col[c] = 1.0;
+    for (std::size_t i = 0; i < d; ++i)
+      for (std::size_t j = 0; j < i; ++j) col[i] -= L[i * d + j] * col[j];
+    for (std::size_t i = d; i-- > 0;) {
+      for (std::size_t j = i + 1; j < d; ++j) col[i] -= U[i * d + j] * col[j];
+      col[i] /= U[i * d + i];
+    }
+    for (std::size_t i = 0; i < d; ++i) inv.weight[i * d + c] = col[i];
+  }
+  for (std::size_t i = 0; i < d; ++i)
+    for (std::size_t j = 0; j < d; ++j) inv.bias[i] -= inv.weight[i * d + j] * bias[j];
+  return std::make_unique<LinearTransform>(std::move(fwd), std::move(inv), logdet);
+}
+
+std::unique_ptr<Transform> make_batch_norm(const json::Value& spec, const WeightSource& w, std::size_t d) {
+  const std::string p = spec["prefix"].as_string();
+  const double eps = spec["eps"].as_number();
+  const auto raw = w.vector(p + ".unconstrained_weight", d);
+  const auto bias = w.vector(p + ".bias", d);
+  const auto mean = w.vector(p + ".running_mean", d);
+  const auto var = w.vector(p + ".running_var", d);
+  Dense fwd{d, d, std::vector<double>(d * d, 0.0), std::vector<double>(d)};
+  Dense inv{d, d, std::vector<double>(d * d, 0.0), std::vector<double>(d)};
+  double logdet = 0.0;
+  for (std::size_t i = 0; i < d; ++i) {
+    const double weight = softplus(raw[i]) + eps;
+    const double a = weight / std::sqrt(var[i] + eps);
+    fwd.weight[i * d + i] = a;
+    fwd.bias[i] = bias[i] - a * mean[i];
+    inv.weight[i * d + i] = 1.0 / a;
+    inv.bias[i] = mean[i] - bias[i] / a;
+    logdet += std::log(weight) - 0.5 * std::log(var[i] + eps);
+  }
+  return std::make_unique<LinearTransform>(std::move(fwd), std::move(inv), logdet);
+}
+
+class RQCoupling final : public Transform {
+ public:
+  RQCoupling(const json::Value& spec, const WeightSource& w, std::size_t dim)
+      : identity_(indices(spec["identity"], dim, "coupling identity")),
+        transformed_(indices(spec["transform"], dim, "coupling transform")),
+        spline_(spline_spec(spec)) {
+    if (identity_.size() + transformed_.size() != dim)
+      throw Error("model architecture: coupling masks do not cover the features");
+    net_ = make_conditioner(spec["net"], w, identity_.size(),
+                            transformed_.size() * spline_.params_per_feature());
+  }
+  void forward(Block& b) const override { run(b, false); }
+  void inverse(Block& b) const override { run(b, true); }
+
+ private:
+  void run(Block& b, bool inverse) const {
+    const std::size_t m = spline_.params_per_feature();
+    double* ident = b.ws->get(kGather, identity_.size() * kBlock);
+    for (std::size_t j = 0; j < identity_.size(); ++j)
+      std::memcpy(ident + j * kBlock, b.z + identity_[j] * kBlock, b.n * sizeof(double));
+    double* params = b.ws->get(kParams, transformed_.size() * m * kBlock);
+    net_->apply(ident, b.context, params, b.n, *b.ws);
+    std::vector<const double*> rows(m);
+    for (std::size_t j = 0; j < transformed_.size(); ++j) {
+      for (std::size_t k = 0; k < m; ++k) rows[k] = params + (j * m + k) * kBlock;
+      double* zj = b.z + transformed_[j] * kBlock;
+      rq_spline(spline_, rows.data(), zj, zj, b.logdet, b.n, inverse, b.ws->spline);
+    }
+  }
+  std::vector<std::size_t> identity_, transformed_;
+  SplineSpec spline_;
+  std::unique_ptr<Conditioner> net_;
+};
+
+class RQAutoregressive final : public Transform {
+ public:
+  RQAutoregressive(const json::Value& spec, const WeightSource& w, std::size_t dim)
+      : dim_(dim), spline_(spline_spec(spec)) {
+    net_ = make_conditioner(spec["net"], w, dim, dim * spline_.params_per_feature());
+  }
+
+  void forward(Block& b) const override {
+    double* params = b.ws->get(kParams, dim_ * spline_.params_per_feature() * kBlock);
+    net_->apply(b.z, b.context, params, b.n, *b.ws);
+    splines(b, params, b.z, b.z, b.logdet, false);
+  }
+
+  // nflows' inverse: D passes, each recomputing the parameters from the partial output.
+  void inverse(Block& b) const override {
+    double* params = b.ws->get(kParams, dim_ * spline_.params_per_feature() * kBlock);
+    double* y = b.ws->get(kCopy, dim_ * kBlock);
+    double* ld = b.ws->get(kLogdet, kBlock);
+    copy_rows(b.z, y, dim_, b.n);
+    std::fill(b.z, b.z + dim_ * kBlock, 0.0);
+    for (std::size_t pass = 0; pass < dim_; ++pass) {
+      net_->apply(b.z, b.context, params, b.n, *b.ws);
+      std::fill(ld, ld + kBlock, 0.0);
+      splines(b, params, y, b.z, ld, true);
+    }
+    for (std::size_t e = 0; e < b.n; ++e) b.logdet[e] += ld[e];
+  }
+
+ private:
+  void splines(Block& b, const double* params, const double* in, double* out, double* logdet,
+               bool inverse) const {
+    const std::size_t m = spline_.params_per_feature();
+    std::vector<const double*> rows(m);
+    for (std::size_t f = 0; f < dim_; ++f) {
+      for (std::size_t k = 0; k < m; ++k) rows[k] = params + (f * m + k) * kBlock;
+      rq_spline(spline_, rows.data(), in + f * kBlock, out + f * kBlock, logdet, b.n, inverse,
+                b.ws->spline);
+    }
+  }
+  std::size_t dim_;
+  SplineSpec spline_;
+  std::unique_ptr<Conditioner> net_;
+};
+
+}  // namespace
+
+// --- weights --------------------------------------------------------------------------------
+
+const onnx::Tensor& WeightSource::tensor(const std::string& name) const {
+  auto alias = aliases_.find(name);
+  auto it = model_.initializers.find(alias == aliases_.end() ? name : alias->second);
+  if (it == model_.initializers.end())
+    throw Error(source_ + ": model metadata names tensor '" + name + "' that the ONNX graph does not contain");
+  return it->second;
+}
+
+std::vector<double> WeightSource::vector(const std::string& name, std::size_t expected) const {
+  const auto& t = tensor(name);
+  if (t.values.size() != expected)
+    throw Error(source_ + ": tensor '" + name + "' has " + std::to_string(t.values.size()) +
+                " values, expected " + std::to_string(expected));
+  return t.values;
+}
+
+Dense WeightSource::dense(const std::string& prefix, const std::string& mask) const {
+  const auto& w = tensor(prefix + ".weight");
+  if (w.dims.size() != 2) throw Error(source_ + ": tensor '" + prefix + ".weight' is not a matrix");
+  Dense d;
+  d.out = static_cast<std::size_t>(w.dims[0]);
+  d.in = static_cast<std::size_t>(w.dims[1]);
+  d.weight = w.values;
+  d.bias = vector(prefix + ".bias", d.out);
+  if (!mask.empty()) {
+    const auto m = vector(prefix + "." + mask, d.weight.size());
+    for (std::size_t i = 0; i < m.size(); ++i) d.weight[i] *= m[i];
+  }
+  return d;
+}
+
+Affine WeightSource::batchnorm1d(const std::string& prefix, double eps) const {
+  const auto& w = tensor(prefix + ".weight");
+  const std::size_t n = w.values.size();
+  const auto bias = vector(prefix + ".bias", n);
+  const auto mean = vector(prefix + ".running_mean", n);
+  const auto var = vector(prefix + ".running_var", n);
+  Affine a{std::vector<double>(n), std::vector<double>(n)};
+  for (std::size_t i = 0; i < n; ++i) {
+    a.a[i] = w.values[i] / std::sqrt(var[i] + eps);
+    a.c[i] = bias[i] - mean[i] * a.a[i];
+  }
+  return a;
+}
+
+std::unique_ptr<Conditioner> make_conditioner(const json::Value& spec, const WeightSource& w,
+                                              std::size_t n_in, std::size_t n_out) {
+  const std::string type = spec["type"].as_string();
+  if (spec["activation"].as_string() != "relu")
+    throw Error(w.source() + ": unsupported activation '" + spec["activation"].as_string() + "'");
+  if (type == "resnet") return std::make_unique<ResidualNet>(spec, w, n_in, n_out);
+  if (type == "made") return std::make_unique<Made>(spec, w, n_in, n_out);
+  throw Error(w.source() + ": unsupported conditioner type '" + type + "'");
+}
+
+std::unique_ptr<Transform> make_transform(const json::Value& spec, const WeightSource& w, std::size_t dim) {
+  const std::string type = spec["type"].as_string();
+  if (type == "permutation") return std::make_unique<Permutation>(spec, dim);
+  if (type == "lu_linear") return make_lu(spec, w, dim);
+  if (type == "batch_norm") return make_batch_norm(spec, w, dim);
+  if (type == "rq_coupling") return std::make_unique<RQCoupling>(spec, w, dim);
+  if (type == "rq_autoregressive") return std::make_unique<RQAutoregressive>(spec, w, dim);
+  throw Error(w.source() + ": unsupported transform type '" + type + "' (file written by a newer rooml?)");
+}
+
+// --- preprocessing ----------------------------------------------------------------------------
+
+Preprocessing::Preprocessing(const json::Value& steps, std::size_t dim) {
+  for (const auto& s : steps.as_array()) {
+    Step step;
+    const std::string kind = s["kind"].as_string();
+    step.features = indices(s["features"], dim, "preprocessing feature");
+    if (kind == "affine") {
+      step.kind = Step::Kind::Affine;
+      step.p = s["shift"].as_doubles();
+      step.q = s["scale"].as_doubles();
+    } else if (kind == "log") {
+      step.kind = Step::Kind::Log;
+      step.p = s["a"].as_doubles();
+      step.q = s["b"].as_doubles();
+    } else if (kind == "logit") {
+      step.kind = Step::Kind::Logit;
+      step.p.assign(step.features.size(), 0.0);
+      step.q = step.p;
+    } else if (kind == "clip") {
+      step.kind = Step::Kind::Clip;
+      step.p = s["low"].as_doubles();
+      step.q = s["high"].as_doubles();
+    } else {
+      throw Error("model preprocessing: unknown kind '" + kind + "'");
+    }
+    if (step.p.size() != step.features.size() || step.q.size() != step.features.size())
+      throw Error("model preprocessing '" + kind + "': parameter count does not match its features");
+    steps_.push_back(std::move(step));
+  }
+}
+
+void Preprocessing::forward(Block& b) const {
+  for (const auto& s : steps_) {
+    for (std::size_t j = 0; j < s.features.size(); ++j) {
+      double* __restrict x = b.z + s.features[j] * kBlock;
+      double* __restrict ld = b.logdet;
+      const double p = s.p[j], q = s.q[j];
+      switch (s.kind) {
+        case Step::Kind::Affine: {
+          const double lscale = std::log(std::fabs(q));
+          for (std::size_t e = 0; e < b.n; ++e) {
+            x[e] = (x[e] - p) / q;
+            ld[e] -= lscale;
+          }
+          break;
+        }
+        case Step::Kind::Log: {
+          const double la = std::log(std::fabs(p));
+          for (std::size_t e = 0; e < b.n; ++e) {
+            const double y = std::log(p * x[e] + q);
+            x[e] = y;
+            ld[e] += la - y;
+          }
+          break;
+        }
+        case Step::Kind::Logit:
+          for (std::size_t e = 0; e < b.n; ++e) {
+            const double y = std::log(x[e]) - std::log1p(-x[e]);
+            ld[e] += -std::log(x[e]) - std::log1p(-x[e]);
+            x[e] = y;
+          }
+          break;
+        case Step::Kind::Clip:
+          for (std::size_t e = 0; e < b.n; ++e) x[e] = std::clamp(x[e], p, q);
+          break;
+      }
+    }
+  }
+}
+
+void Preprocessing::inverse(Block& b) const {
+  for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
+    const auto& s = *it;
+    for (std::size_t j = 0; j < s.features.size(); ++j) {
+      double* __restrict x = b.z + s.features[j] * kBlock;
+      const double p = s.p[j], q = s.q[j];
+      for (std::size_t e = 0; e < b.n; ++e) {
+        switch (s.kind) {
+          case Step::Kind::Affine: x[e] = x[e] * q + p; break;
+          case Step::Kind::Log: x[e] = (std::exp(x[e]) - q) / p; break;
+          case Step::Kind::Logit: x[e] = 1.0 / (1.0 + std::exp(-x[e])); break;
+          case Step::Kind::Clip: break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace rooml

@@ -1,0 +1,330 @@
+"""Write trained flows to ``.onnx`` files with rooml metadata, and read that metadata back.
+
+The file is a normal ONNX model (float32 graph, inputs ``x`` and optionally
+``context``, output ``log_prob``) that onnxruntime runs.  Its ``metadata_props``
+carry the key ``rooml``: a JSON document with the model kind, feature and
+context names, preprocessing, support bounds, the architecture that rooml's
+C++ core evaluates natively, and the rooml version; ``rooml_content_hash`` is
+the SHA-256 of the graph and that document.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rooml._version import __version__
+from rooml.export._describe import UnsupportedModelError, describe_flow
+from rooml.export._graph import ExportFlow
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ExportValidationError",
+    "ModelFileError",
+    "UnsupportedModelError",
+    "content_hash",
+    "export_flow",
+    "read_metadata",
+    "write_atomic",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = "rooml"
+HASH_KEY = "rooml_content_hash"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, not ONNX, or lacks rooml metadata."""
+
+
+class ExportValidationError(RuntimeError):
+    """onnxruntime disagrees with torch on the exported model."""
+
+
+def content_hash(graph_bytes: bytes, metadata_json: str) -> str:
+    """SHA-256 over the serialized ONNX graph and the rooml metadata document."""
+    digest = hashlib.sha256()
+    digest.update(graph_bytes)
+    digest.update(metadata_json.encode())
+    return digest.hexdigest()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename.
+
+    An existing file is only replaced when ``overwrite`` is true, so a failed or
+    refused export never destroys what the user had.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _json_bound(value: float):
+    return None if not math.isfinite(value) else float(value)
+
+
+def _unwrap(model):
+    """Accept a rooml ``TrainedFlow`` or a bare nflows ``Flow``."""
+    if hasattr(model, "flow") and hasattr(model, "preprocessing"):
+        pre = model.preprocessing.to_list() if model.preprocessing is not None else []
+        return model.flow, pre, list(model.features), list(model.context_names or []), model.support
+    return model, [], None, None, None
+
+
+def _reference_inputs(flow, pre, n_features, n_context, n=256, seed=1234):
+    """Physical-space events to validate the export on: the flow's own samples."""
+    gen = torch.Generator().manual_seed(seed)
+    context = torch.randn(n, n_context, generator=gen) if n_context else None
+    with torch.no_grad():
+        if context is None:
+            z = flow.sample(n)
+        else:
+            z = flow.sample(1, context=context)[:, 0, :]
+    y = z.double().numpy()
+    if not pre:
+        return y, (context.double().numpy() if context is not None else None)
+    from rooml.models.preprocessing import Preprocessing
+
+    x = Preprocessing.from_list(pre).inverse_numpy(y)
+    return x, (context.double().numpy() if context is not None else None)
+
+
+def export_flow(
+    model,
+    path: str | os.PathLike,
+    *,
+    features: list[str] | None = None,
+    context: list[str] | None = None,
+    support: list[tuple[float, float]] | None = None,
+    preprocessing: list[dict] | None = None,
+    reference_inputs: tuple[np.ndarray, np.ndarray | None] | None = None,
+    tolerance: float = 1e-4,
+    overwrite: bool = False,
+    opset: int = 17,
+) -> Path:
+    """Export a flow to an ``.onnx`` file that onnxruntime and rooml's core both run.
+
+    Parameters
+    ----------
+    model
+        A rooml ``TrainedFlow`` or an nflows ``Flow`` built from supported transforms.
+    path
+        Output file.  An existing file is replaced only with ``overwrite=True``.
+    features, context
+        Names of the physical features and context variables (default: from the
+        ``TrainedFlow``, else ``x0, x1, ...`` and ``c0, c1, ...``).
+    support
+        ``(low, high)`` per feature; events outside are rejected at evaluation.
+    preprocessing
+        Preprocessing steps (``Preprocessing.to_list()`` form) for a bare flow.
+    reference_inputs
+        ``(x, context)`` used to check onnxruntime against torch; default: the
+        flow's own samples.
+    tolerance
+        Largest accepted ``|log_prob_onnxruntime - log_prob_torch| / (1 + |log_prob|)``.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    flow, pre, names, ctx_names, model_support = _unwrap(model)
+    pre = preprocessing if preprocessing is not None else pre
+    flow = copy.deepcopy(flow).float().cpu().eval()
+    prefix = "transform"
+    architecture = describe_flow(flow, prefix)
+    n_features = _n_features(flow)
+    n_context = _n_context(architecture)
+    features = list(features or names or [f"x{i}" for i in range(n_features)])
+    context = list(context or ctx_names or [f"c{i}" for i in range(n_context)])
+    if len(features) != n_features:
+        raise ValueError(f"{len(features)} feature names given for a flow with {n_features} features")
+    if len(context) != n_context:
+        raise ValueError(f"{len(context)} context names given for a flow with {n_context} context variables")
+    support = support if support is not None else model_support
+    support = support if support is not None else [(-math.inf, math.inf)] * n_features
+    if len(support) != n_features:
+        raise ValueError(f"support has {len(support)} entries, the flow has {n_features} features")
+
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "kind": "flow",
+        "rooml_version": __version__,
+        "features": features,
+        "context": context,
+        "preprocessing": pre,
+        "support": [[_json_bound(lo), _json_bound(hi)] for lo, hi in support],
+        "architecture": architecture,
+    }
+    module = ExportFlow(flow, pre, n_context).eval()
+    onnx_bytes = _trace(module, n_features, n_context, opset)
+    state = {f"{prefix}.{k}": v for k, v in flow._transform.state_dict().items()}
+    data = _attach_metadata(onnx_bytes, metadata, state)
+
+    x_ref, c_ref = reference_inputs or _reference_inputs(flow, pre, n_features, n_context)
+    _validate(data, flow, pre, x_ref, c_ref, tolerance)
+    return write_atomic(path, data, overwrite=overwrite)
+
+
+def _n_features(flow) -> int:
+    return int(np.prod(flow._distribution._shape))
+
+
+def _n_context(architecture) -> int:
+    for t in architecture["transforms"]:
+        if "net" in t:
+            return int(t["net"]["context"])
+    return 0
+
+
+def _trace(module, n_features: int, n_context: int, opset: int) -> bytes:
+    x = torch.randn(4, n_features)
+    args = (x,) if not n_context else (x, torch.randn(4, n_context))
+    inputs = ["x"] if not n_context else ["x", "context"]
+    axes = {name: {0: "events"} for name in inputs + ["log_prob"]}
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            input_names=inputs,
+            output_names=["log_prob"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=False,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+# Buffers whose content the architecture document already carries.
+_DESCRIBED_IN_METADATA = {"degrees", "identity_features", "transform_features", "_permutation"}
+
+
+def _resolve_tensor_names(proto, state: dict) -> dict:
+    """Make every state tensor findable by its name in the ONNX file.
+
+    The torch exporter merges initializers with identical values (e.g. equal MADE
+    masks), keeping one name.  Such names are recorded as aliases of the kept
+    initializer; a tensor the graph does not use at all is added as an initializer.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    present = {init.name: init for init in proto.graph.initializer}
+    by_content: dict[tuple, str] = {}
+    for init in proto.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        by_content.setdefault((arr.dtype.str, arr.shape, arr.tobytes()), init.name)
+    aliases = {}
+    for name, tensor in state.items():
+        if name in present or name.rsplit(".", 1)[-1] in _DESCRIBED_IN_METADATA:
+            continue
+        arr = tensor.detach().cpu().numpy()
+        arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int64)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key in by_content:
+            aliases[name] = by_content[key]
+        else:
+            proto.graph.initializer.append(numpy_helper.from_array(arr, name))
+            by_content[key] = name
+    return aliases
+
+
+def _attach_metadata(onnx_bytes: bytes, metadata: dict, state: dict) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    metadata = dict(metadata, tensor_aliases=_resolve_tensor_names(proto, state))
+    text = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(
+        proto,
+        {METADATA_KEY: text, HASH_KEY: content_hash(proto.graph.SerializeToString(), text)},
+    )
+    proto.producer_name = "rooml"
+    proto.producer_version = __version__
+    return proto.SerializeToString()
+
+
+def _torch_log_prob64(flow, pre, x, context):
+    flow64 = copy.deepcopy(flow).double().eval()
+    y, logdet = x, 0.0
+    if pre:
+        from rooml.models.preprocessing import Preprocessing
+
+        y, logdet = Preprocessing.from_list(pre).forward_numpy(x)
+    with torch.no_grad():
+        ctx = torch.as_tensor(context, dtype=torch.float64) if context is not None else None
+        lp = flow64.log_prob(torch.as_tensor(y, dtype=torch.float64), context=ctx).numpy()
+    return lp + logdet
+
+
+def _validate(data: bytes, flow, pre, x, context, tolerance: float) -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    feeds = {"x": np.asarray(x, dtype=np.float32)}
+    if context is not None:
+        feeds["context"] = np.asarray(context, dtype=np.float32)
+    got = session.run(["log_prob"], feeds)[0].astype(np.float64)
+    want = _torch_log_prob64(flow, pre, np.asarray(x, dtype=np.float64), context)
+    # float32 graph: compare relative to the size of the log-density
+    worst = float(np.max(np.abs(got - want) / (1.0 + np.abs(want))))
+    if not np.isfinite(got).all() or worst > tolerance:
+        raise ExportValidationError(
+            f"onnxruntime and torch disagree on the exported flow: max |delta log_prob| / "
+            f"(1 + |log_prob|) = {worst:.3g} > {tolerance:g}"
+        )
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """Return the rooml metadata of an exported model file.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not an ONNX model, lacks rooml metadata, or its
+        content hash does not match.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise ModelFileError(f"{path}: not an ONNX model ({exc})") from exc
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelFileError(f"{path}: ONNX model without rooml metadata (key '{METADATA_KEY}')")
+    expected = content_hash(proto.graph.SerializeToString(), props[METADATA_KEY])
+    if props.get(HASH_KEY) != expected:
+        raise ModelFileError(f"{path}: content hash mismatch (file modified or corrupt)")
+    metadata = json.loads(props[METADATA_KEY])
+    metadata["content_hash"] = expected
+    return metadata
