@@ -1,0 +1,75 @@
+"""The ``rooml`` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["build_parser", "main"]
+
+
+def _config(args: argparse.Namespace) -> int:
+    from rooml import _paths
+
+    if args.libdir:
+        print(_paths.library_dir())
+    if args.incdir:
+        print(_paths.include_dir())
+    if args.cmakedir:
+        print(_paths.cmake_dir())
+    if args.libs:
+        print(f"-L{_paths.library_dir()} -Wl,-rpath,{_paths.library_dir()} -lRooML")
+    if not (args.libdir or args.incdir or args.cmakedir or args.libs):
+        from rooml import __version__
+
+        print(f"rooml {__version__}\n  libdir   {_paths.library_dir()}\n  incdir   {_paths.include_dir()}"
+              f"\n  cmakedir {_paths.cmake_dir()}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rooml.demo import run_demo
+
+    run_demo(output=args.output, events=args.events, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``rooml`` command."""
+    parser = argparse.ArgumentParser(prog="rooml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="print where libRooML and its headers are installed")
+    config.add_argument("--libdir", action="store_true", help="directory of libRooML (add to ROOT's library path)")
+    config.add_argument("--incdir", action="store_true", help="directory of rooml's headers")
+    config.add_argument("--cmakedir", action="store_true", help="directory of roomlConfig.cmake")
+    config.add_argument("--libs", action="store_true", help="linker flags for libRooML")
+    config.set_defaults(func=_config)
+
+    demo = sub.add_parser("demo", help="train, export and fit the end-to-end demonstration")
+    demo.add_argument("-o", "--output", default="rooml_output", help="output directory (plots, workspace)")
+    demo.add_argument("--events", type=int, default=None, help="training events per sample")
+    demo.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
+    demo.add_argument("--seed", type=int, default=1, help="random seed")
+    demo.set_defaults(func=_demo)
+
+    try:
+        from rooml.data.cli import add_parser as add_data_parser
+    except ImportError:  # pragma: no cover - data module always ships
+        add_data_parser = None
+    if add_data_parser is not None:
+        add_data_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``rooml`` command line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
+        print(f"rooml: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""RooFlowPdf from an exported flow file."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from rooml.export import read_metadata
+from rooml.roofit._library import load_library
+
+__all__ = ["flow_pdf", "flow_variables"]
+
+
+def _range(name: str, low: float | None, high: float | None, ranges: dict | None):
+    if ranges and name in ranges:
+        return tuple(float(v) for v in ranges[name])
+    import ROOT
+
+    inf = ROOT.RooNumber.infinity()
+    lo = -inf if low is None or not math.isfinite(low) else low
+    hi = inf if high is None or not math.isfinite(high) else high
+    return lo, hi
+
+
+def flow_variables(model_file: str | os.PathLike, ranges: dict | None = None):
+    """Create RooRealVars for a flow's features and context, named as in its metadata.
+
+    Parameters
+    ----------
+    model_file
+        Exported ``.onnx`` flow.
+    ranges
+        Optional ``{name: (low, high)}``; features default to the flow's
+        support (unbounded where the support is), context to unbounded.
+
+    Returns
+    -------
+    (ROOT.RooArgList, ROOT.RooArgList)
+        Features and context.  The lists own nothing: keep the returned
+        variables alive (they are also attached to the lists' Python objects).
+    """
+    ROOT = load_library()
+    meta = read_metadata(model_file)
+    features, context = ROOT.RooArgList(), ROOT.RooArgList()
+    keep = []
+    for name, (low, high) in zip(meta["features"], meta["support"]):
+        lo, hi = _range(name, low, high, ranges)
+        var = ROOT.RooRealVar(name, name, 0.5 * (lo + hi) if math.isfinite(lo + hi) else 0.0, lo, hi)
+        keep.append(var)
+        features.add(var)
+    for name in meta["context"]:
+        lo, hi = _range(name, None, None, ranges)
+        var = ROOT.RooRealVar(name, name, 0.5 * (lo + hi) if math.isfinite(lo + hi) else 0.0, lo, hi)
+        keep.append(var)
+        context.add(var)
+    features._rooml_keep = keep
+    context._rooml_keep = keep
+    return features, context
+
+
+def flow_pdf(name: str, model_file: str | os.PathLike, features=None, context=None, title: str | None = None):
+    """Build a ``RooFlowPdf`` from an exported flow.
+
+    Parameters
+    ----------
+    name
+        Name of the pdf.
+    model_file
+        Exported ``.onnx`` flow (its bytes are stored inside the pdf).
+    features, context
+        ``RooArgList`` (or lists) of the observables and conditioning
+        variables, in the model's order; created from the metadata when omitted.
+
+    Returns
+    -------
+    ROOT.RooFlowPdf
+    """
+    ROOT = load_library()
+    path = Path(model_file)
+    read_metadata(path)  # clear Python errors for missing/corrupt files before ROOT sees them
+    if features is None:
+        features, made_context = flow_variables(path)
+        context = made_context if context is None else context
+    features = _as_arglist(ROOT, features)
+    context = _as_arglist(ROOT, context if context is not None else [])
+    pdf = ROOT.RooFlowPdf(name, title or name, features, context, str(path))
+    pdf._rooml_vars = (features, context)
+    return pdf
+
+
+def _as_arglist(ROOT, items):
+    if isinstance(items, ROOT.RooArgList):
+        return items
+    out = ROOT.RooArgList()
+    for item in items:
+        out.add(item)
+    out._rooml_keep = list(items)
+    return out
