@@ -6,7 +6,9 @@
 namespace rooml {
 
 /// Error raised by the rooml core (bad input files, bad arguments, ...).
-class Error : public std::runtime_error {
+/// Its type information stays visible even though the core is built with hidden
+/// symbols, so C++ callers and PyROOT (cppyy) catch it with its message.
+class __attribute__((visibility("default"))) Error : public std::runtime_error {
  public:
   using runtime_error::runtime_error;
 };

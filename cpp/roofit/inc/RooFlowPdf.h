@@ -44,8 +44,8 @@ public:
    const std::vector<unsigned char> &modelBytes() const { return _modelBytes; }
    /// The rooml metadata document of the model (JSON).
    std::string metadataJson() const;
-   /// How many events the network has evaluated (all calls); for tests and benchmarks.
-   unsigned long long networkEvaluations() const { return _networkEvaluations; }
+   /// How many events the network has evaluated, summed over this pdf and its clones (fits evaluate clones).
+   unsigned long long networkEvaluations() const { return *_networkEvaluations; }
    /// log p(x | c) for the current values of the observables.
    double logProbCurrent() const;
 
@@ -61,7 +61,7 @@ private:
    RooListProxy _context;
    std::vector<unsigned char> _modelBytes;
    mutable std::shared_ptr<const rooml::FlowModel> _model; //! built lazily from _modelBytes
-   mutable unsigned long long _networkEvaluations = 0;     //!
+   std::shared_ptr<unsigned long long> _networkEvaluations = std::make_shared<unsigned long long>(0); //! shared with clones
    mutable UInt_t _seed = 0;                                //! generator event counter
 
    ClassDefOverride(RooFlowPdf, 1) // Normalizing flow exported by rooml

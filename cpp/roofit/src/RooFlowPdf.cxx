@@ -20,8 +20,11 @@ namespace {
 std::vector<unsigned char> readFile(const char *path)
 {
    std::ifstream in(path, std::ios::binary);
-   if (!in)
-      throw rooml::Error(std::string("RooFlowPdf: cannot open model file '") + path + "'");
+   if (!in) {
+      const std::string message = std::string("RooFlowPdf: cannot open model file '") + path + "'";
+      oocoutE(nullptr, InputArguments) << message << std::endl;
+      throw rooml::Error(message);
+   }
    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
@@ -36,7 +39,13 @@ RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &fe
 {
    _features.addTyped<RooAbsReal>(features);
    _context.addTyped<RooAbsReal>(context);
-   checkVariables();
+   try {
+      checkVariables();
+   } catch (const std::exception &e) {
+      // Also reported through RooFit: an exception's message may not survive the PyROOT boundary.
+      coutE(InputArguments) << e.what() << std::endl;
+      throw;
+   }
 }
 
 RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
@@ -50,7 +59,8 @@ RooFlowPdf::RooFlowPdf(const RooFlowPdf &other, const char *name)
      _features("features", this, other._features),
      _context("context", this, other._context),
      _modelBytes(other._modelBytes),
-     _model(other._model)
+     _model(other._model),
+     _networkEvaluations(other._networkEvaluations)
 {
 }
 
@@ -125,7 +135,7 @@ double RooFlowPdf::logProbCurrent() const
    for (std::size_t i = 0; i < c.size(); ++i)
       c[i] = static_cast<const RooAbsReal &>(_context[i]).getVal();
    double out = 0.0;
-   ++_networkEvaluations;
+   ++*_networkEvaluations;
    m.log_prob(x.data(), c.empty() ? nullptr : c.data(), 1, &out, 1);
    return out;
 }
@@ -194,7 +204,7 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
    }
    std::vector<double> lp(valid.size());
    try {
-      _networkEvaluations += valid.size();
+      *_networkEvaluations += valid.size();
       m.log_prob(x.data(), c ? cv.data() : nullptr, valid.size(), lp.data());
    } catch (const rooml::Error &err) {
       logEvalError(err.what());

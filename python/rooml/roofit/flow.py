@@ -77,15 +77,29 @@ def flow_pdf(name: str, model_file: str | os.PathLike, features=None, context=No
     """
     ROOT = load_library()
     path = Path(model_file)
-    read_metadata(path)  # clear Python errors for missing/corrupt files before ROOT sees them
+    meta = read_metadata(path)  # clear Python errors for missing/corrupt files before ROOT sees them
     if features is None:
         features, made_context = flow_variables(path)
         context = made_context if context is None else context
     features = _as_arglist(ROOT, features)
     context = _as_arglist(ROOT, context if context is not None else [])
+    _check_names(name, features, meta["features"], "features")
+    _check_names(name, context, meta["context"], "context variables")
     pdf = ROOT.RooFlowPdf(name, title or name, features, context, str(path))
     pdf._rooml_vars = (features, context)
     return pdf
+
+
+def _check_names(pdf_name: str, variables, expected: list[str], what: str) -> None:
+    """The same checks as RooFlowPdf's constructor, raised as Python errors."""
+    given = [v.GetName() for v in variables]
+    if len(given) != len(expected):
+        raise ValueError(f"RooFlowPdf '{pdf_name}': the model has {len(expected)} {what} ({', '.join(expected)}) "
+                         f"but {len(given)} variables were given")
+    for i, name in enumerate(given):
+        if name in expected and expected.index(name) != i:
+            raise ValueError(f"RooFlowPdf '{pdf_name}': variable '{name}' is given at position {i} but is the "
+                             f"model's {what} number {expected.index(name)} (wrong order)")
 
 
 def _as_arglist(ROOT, items):
