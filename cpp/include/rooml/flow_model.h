@@ -10,13 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "rooml/api.h"
+
 namespace rooml {
 
 class Transform;
 class Preprocessing;
 
 /// A conditional normalizing flow p(x | context) over physical features x.
-class FlowModel {
+class ROOML_API FlowModel {
  public:
   /// Parse an exported `.onnx` model held in memory (`source` names it in errors).
   static std::shared_ptr<const FlowModel> from_bytes(const std::string& bytes,
@@ -64,8 +66,8 @@ class FlowModel {
 };
 
 /// Number of worker threads used when a call passes threads <= 0.
-int default_threads();
+ROOML_API int default_threads();
 /// Set the default thread count (<= 0 restores: ROOML_NUM_THREADS or all cores).
-void set_default_threads(int threads);
+ROOML_API void set_default_threads(int threads);
 
 }  // namespace rooml
