@@ -26,7 +26,7 @@ const double* context_pointer(const FlowModel& f, const py::object& context, std
   return holder.data();
 }
 
-Array log_prob(const FlowModel& f, const py::object& x, const py::object& context, int threads) {
+Array log_prob(const FlowModel& f, const py::object& x, const py::object& context, int threads, int bootstrap) {
   Array xs = rooml_py::matrix(x, f.n_features(), "x");
   const std::size_t n = static_cast<std::size_t>(xs.shape(0));
   Array holder;
@@ -35,19 +35,34 @@ Array log_prob(const FlowModel& f, const py::object& x, const py::object& contex
   double* o = out.mutable_data();
   {
     py::gil_scoped_release release;
-    f.log_prob(xs.data(), ctx, n, o, threads);
+    f.log_prob(xs.data(), ctx, n, o, threads, bootstrap);
   }
   return out;
 }
 
-Array sample(const FlowModel& f, std::size_t n, const py::object& context, std::uint64_t seed, int threads) {
+Array member_log_prob(const FlowModel& f, const py::object& x, const py::object& context, int threads) {
+  Array xs = rooml_py::matrix(x, f.n_features(), "x");
+  const std::size_t n = static_cast<std::size_t>(xs.shape(0));
+  Array holder;
+  const double* ctx = context_pointer(f, context, n, holder);
+  Array out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(f.n_members())});
+  double* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    f.member_log_prob(xs.data(), ctx, n, o, threads);
+  }
+  return out;
+}
+
+Array sample(const FlowModel& f, std::size_t n, const py::object& context, std::uint64_t seed, int threads,
+             int bootstrap) {
   Array holder;
   const double* ctx = context_pointer(f, context, n, holder);
   Array out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(f.n_features())});
   double* o = out.mutable_data();
   {
     py::gil_scoped_release release;
-    f.sample(ctx, n, seed, o, threads);
+    f.sample(ctx, n, seed, o, threads, bootstrap);
   }
   return out;
 }
@@ -72,9 +87,19 @@ void bind_flow(py::module_& m) {
       .def_property_readonly("support_high", &FlowModel::support_high)
       .def_property_readonly("metadata_json", &FlowModel::metadata_json)
       .def_property_readonly("content_hash", &FlowModel::content_hash)
+      .def_property_readonly("n_members", &FlowModel::n_members)
+      .def_property_readonly("n_bootstraps", &FlowModel::n_bootstraps)
+      .def_property_readonly("members_per_bootstrap", &FlowModel::members_per_bootstrap)
+      .def_property_readonly("rule", [](const FlowModel& f) {
+        return f.rule() == rooml::EnsembleRule::Mixture ? "mixture" : "mean_log_prob";
+      })
       .def("log_prob", &log_prob, py::arg("x"), py::arg("context") = py::none(), py::arg("threads") = 0,
-           "log p(x | context) in double precision; x is (events, features).")
+           py::arg("bootstrap") = -1,
+           "log p(x | context) in double precision; x is (events, features).  For an ensemble, the members "
+           "combined by its rule; bootstrap >= 0 uses only that bootstrap model's members.")
+      .def("member_log_prob", &member_log_prob, py::arg("x"), py::arg("context") = py::none(),
+           py::arg("threads") = 0, "Every member's log p, shape (events, n_members); member m = d * K + k.")
       .def("sample", &sample, py::arg("n"), py::arg("context") = py::none(), py::arg("seed") = 0,
-           py::arg("threads") = 0,
+           py::arg("threads") = 0, py::arg("bootstrap") = -1,
            "Draw n events through the exact inverse; context is (n, n_context) when the flow has context.");
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -49,7 +50,58 @@ int default_threads() {
 
 void set_default_threads(int threads) { g_threads = threads > 0 ? threads : 0; }
 
+/// One flow of an ensemble: its preprocessing and its transforms (data -> noise).
+struct FlowMember {
+  std::unique_ptr<Preprocessing> preprocessing;
+  std::vector<std::unique_ptr<Transform>> transforms;
+
+  /// log p of the events in `block` (z is overwritten).
+  void log_prob(Block& block, double* out) const {
+    preprocessing->forward(block);
+    for (const auto& t : transforms) t->forward(block);
+    const double log_norm = 0.5 * static_cast<double>(block.dim) * std::log(2.0 * M_PI);
+    for (std::size_t e = 0; e < block.n; ++e) {
+      double sq = 0.0;
+      for (std::size_t f = 0; f < block.dim; ++f) sq += block.z[f * kBlock + e] * block.z[f * kBlock + e];
+      out[e] = block.logdet[e] - 0.5 * sq - log_norm;
+    }
+  }
+
+  /// Noise in `block.z` -> physical events.
+  void invert(Block& block) const {
+    for (auto it = transforms.rbegin(); it != transforms.rend(); ++it) (*it)->inverse(block);
+    preprocessing->inverse(block);
+  }
+};
+
+FlowModel::FlowModel() = default;
 FlowModel::~FlowModel() = default;
+
+namespace {
+
+std::unique_ptr<FlowMember> make_member(const json::Value& doc, const WeightSource& weights, std::size_t dim,
+                                        const std::string& source) {
+  auto member = std::make_unique<FlowMember>();
+  member->preprocessing = std::make_unique<Preprocessing>(doc["preprocessing"], dim);
+  const json::Value& arch = doc["architecture"];
+  if (arch["base"].as_string() != "standard_normal")
+    throw Error(source + ": unsupported base distribution '" + arch["base"].as_string() + "'");
+  for (const auto& t : arch["transforms"].as_array()) member->transforms.push_back(make_transform(t, weights, dim));
+  return member;
+}
+
+// Copy events [begin, begin + count) into the block's structure-of-arrays rows.
+void load_block(const double* x, const double* context, std::size_t d, std::size_t c, std::size_t begin,
+                std::size_t count, double* z, double* ctx, double* logdet) {
+  for (std::size_t e = 0; e < count; ++e) {
+    if (x)
+      for (std::size_t f = 0; f < d; ++f) z[f * kBlock + e] = x[(begin + e) * d + f];
+    for (std::size_t f = 0; f < c; ++f) ctx[f * kBlock + e] = context[(begin + e) * c + f];
+    logdet[e] = 0.0;
+  }
+}
+
+}  // namespace
 
 std::shared_ptr<const FlowModel> FlowModel::from_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -86,16 +138,36 @@ std::shared_ptr<const FlowModel> FlowModel::from_bytes(const std::string& bytes,
     flow->low_.push_back(bound(s.at(0), -std::numeric_limits<double>::infinity()));
     flow->high_.push_back(bound(s.at(1), std::numeric_limits<double>::infinity()));
   }
-  flow->preprocessing_ = std::make_unique<Preprocessing>(doc["preprocessing"], dim);
-  const json::Value& arch = doc["architecture"];
-  if (arch["base"].as_string() != "standard_normal")
-    throw Error(source + ": unsupported base distribution '" + arch["base"].as_string() + "'");
   std::map<std::string, std::string> aliases;
   if (doc.contains("tensor_aliases"))
     for (const auto& [name, target] : doc["tensor_aliases"].as_object()) aliases[name] = target.as_string();
   const WeightSource weights(model, std::move(aliases), source);
-  for (const auto& t : arch["transforms"].as_array()) flow->transforms_.push_back(make_transform(t, weights, dim));
+  if (doc.contains("ensemble")) {
+    const json::Value& ens = doc["ensemble"];
+    const std::string rule = ens["rule"].as_string();
+    if (rule != "mean_log_prob" && rule != "mixture")
+      throw Error(source + ": unknown ensemble rule '" + rule + "'");
+    flow->rule_ = rule == "mixture" ? EnsembleRule::Mixture : EnsembleRule::MeanLogProb;
+    flow->n_bootstraps_ = static_cast<std::size_t>(ens["bootstraps"].as_int());
+    const auto per = static_cast<std::size_t>(ens["members_per_bootstrap"].as_int());
+    const auto& members = doc["members"].as_array();
+    if (flow->n_bootstraps_ < 1 || per < 1 || members.size() != flow->n_bootstraps_ * per)
+      throw Error(source + ": ensemble metadata lists " + std::to_string(members.size()) + " members for " +
+                  std::to_string(flow->n_bootstraps_) + " bootstraps x " + std::to_string(per) + " members");
+    for (const auto& m : members) flow->members_.push_back(make_member(m, weights, dim, source));
+  } else {
+    flow->members_.push_back(make_member(doc, weights, dim, source));
+  }
   return flow;
+}
+
+std::pair<std::size_t, std::size_t> FlowModel::member_range(int bootstrap) const {
+  if (bootstrap < 0) return {0, members_.size()};
+  if (static_cast<std::size_t>(bootstrap) >= n_bootstraps_)
+    throw Error(source_ + ": bootstrap index " + std::to_string(bootstrap) + " out of range (the model has " +
+                std::to_string(n_bootstraps_) + " bootstrap models)");
+  const std::size_t per = members_per_bootstrap();
+  return {bootstrap * per, (bootstrap + 1) * per};
 }
 
 void FlowModel::check_inputs(const double* x, const double* context, std::size_t n) const {
@@ -118,29 +190,60 @@ void FlowModel::check_inputs(const double* x, const double* context, std::size_t
   }
 }
 
-void FlowModel::log_prob(const double* x, const double* context, std::size_t n, double* out, int threads) const {
+void FlowModel::member_log_prob(const double* x, const double* context, std::size_t n, double* out,
+                                int threads) const {
   check_inputs(x, context, n);
-  const std::size_t d = n_features(), c = n_context();
+  const std::size_t d = n_features(), c = n_context(), m = members_.size();
   const int workers = threads > 0 ? threads : default_threads();
   std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
-  const double log_norm = 0.5 * static_cast<double>(d) * std::log(2.0 * M_PI);
   for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
     Workspace& ws = spaces[worker];
     double* z = ws.get(20, d * kBlock);
     double* ctx = c ? ws.get(21, c * kBlock) : nullptr;
     double* logdet = ws.get(22, kBlock);
-    for (std::size_t e = 0; e < count; ++e) {
-      for (std::size_t f = 0; f < d; ++f) z[f * kBlock + e] = x[(begin + e) * d + f];
-      for (std::size_t f = 0; f < c; ++f) ctx[f * kBlock + e] = context[(begin + e) * c + f];
-      logdet[e] = 0.0;
+    double* lp = ws.get(23, kBlock);
+    for (std::size_t k = 0; k < m; ++k) {
+      load_block(x, context, d, c, begin, count, z, ctx, logdet);
+      Block block{count, d, z, ctx, logdet, &ws};
+      members_[k]->log_prob(block, lp);
+      for (std::size_t e = 0; e < count; ++e) out[(begin + e) * m + k] = lp[e];
     }
-    Block block{count, d, z, ctx, logdet, &ws};
-    preprocessing_->forward(block);
-    for (const auto& t : transforms_) t->forward(block);
+  });
+}
+
+void FlowModel::log_prob(const double* x, const double* context, std::size_t n, double* out, int threads,
+                         int bootstrap) const {
+  const auto [first, last] = member_range(bootstrap);
+  check_inputs(x, context, n);
+  const std::size_t d = n_features(), c = n_context(), m = last - first;
+  const int workers = threads > 0 ? threads : default_threads();
+  std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
+  for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
+    Workspace& ws = spaces[worker];
+    double* z = ws.get(20, d * kBlock);
+    double* ctx = c ? ws.get(21, c * kBlock) : nullptr;
+    double* logdet = ws.get(22, kBlock);
+    double* lp = ws.get(23, m * kBlock);
+    for (std::size_t k = 0; k < m; ++k) {
+      load_block(x, context, d, c, begin, count, z, ctx, logdet);
+      Block block{count, d, z, ctx, logdet, &ws};
+      members_[first + k]->log_prob(block, lp + k * kBlock);
+    }
     for (std::size_t e = 0; e < count; ++e) {
-      double sq = 0.0;
-      for (std::size_t f = 0; f < d; ++f) sq += z[f * kBlock + e] * z[f * kBlock + e];
-      const double value = logdet[e] - 0.5 * sq - log_norm;
+      double value;
+      if (m == 1) {
+        value = lp[e];
+      } else if (rule_ == EnsembleRule::MeanLogProb) {
+        double sum = 0.0;
+        for (std::size_t k = 0; k < m; ++k) sum += lp[k * kBlock + e];
+        value = sum / static_cast<double>(m);
+      } else {  // log of the mean density, in log space
+        double top = -std::numeric_limits<double>::infinity();
+        for (std::size_t k = 0; k < m; ++k) top = std::max(top, lp[k * kBlock + e]);
+        double sum = 0.0;
+        for (std::size_t k = 0; k < m; ++k) sum += std::exp(lp[k * kBlock + e] - top);
+        value = top + std::log(sum / static_cast<double>(m));
+      }
       if (std::isnan(value))
         throw Error("event " + std::to_string(begin + e) +
                     ": log-density is NaN (input outside the domain of the model's preprocessing?)");
@@ -149,33 +252,47 @@ void FlowModel::log_prob(const double* x, const double* context, std::size_t n, 
   });
 }
 
-void FlowModel::sample(const double* context, std::size_t n, std::uint64_t seed, double* out, int threads) const {
-  const std::size_t d = n_features(), c = n_context();
+void FlowModel::sample(const double* context, std::size_t n, std::uint64_t seed, double* out, int threads,
+                       int bootstrap) const {
+  const auto [first, last] = member_range(bootstrap);
+  const std::size_t d = n_features(), c = n_context(), m = last - first;
+  if (m > 1 && rule_ == EnsembleRule::MeanLogProb)
+    throw Error(source_ + ": cannot sample an ensemble combined by mean log-probability (a geometric mean, "
+                          "not a normalized density); export it with rule='mixture' to sample");
   if (c && !context) throw Error(source_ + ": sampling needs " + std::to_string(c) + " context values per event");
   for (std::size_t i = 0; i < n * c; ++i)
     if (!std::isfinite(context[i])) throw Error(describe_event(i / c, context_[i % c]) + ": context value is not finite");
   const int workers = threads > 0 ? threads : default_threads();
   std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
+  const std::uint64_t member_stream = 0xA5A5A5A5A5A5A5A5ULL;
   for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
     Workspace& ws = spaces[worker];
     double* z = ws.get(20, d * kBlock);
     double* ctx = c ? ws.get(21, c * kBlock) : nullptr;
     double* logdet = ws.get(22, kBlock);
-    for (std::size_t e = 0; e < count; ++e) {
-      const std::uint64_t event = begin + e;
-      for (std::size_t f = 0; f < d; ++f) {  // Box-Muller from two counter-based uniforms
-        const std::uint64_t k = 2 * (event * d + f);
-        const double u1 = uniform(seed, k), u2 = uniform(seed, k + 1);
-        z[f * kBlock + e] = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+    std::vector<std::size_t> events;
+    for (std::size_t k = 0; k < m; ++k) {
+      // events of this block drawn from member k (one uniform per event picks the member)
+      events.clear();
+      for (std::size_t e = 0; e < count; ++e) {
+        const std::size_t pick = m == 1 ? 0 : static_cast<std::size_t>(uniform(seed ^ member_stream, begin + e) * m);
+        if (std::min(pick, m - 1) == k) events.push_back(e);
       }
-      for (std::size_t f = 0; f < c; ++f) ctx[f * kBlock + e] = context[event * c + f];
-      logdet[e] = 0.0;
+      if (events.empty()) continue;
+      for (std::size_t j = 0; j < events.size(); ++j) {
+        const std::uint64_t event = begin + events[j];
+        for (std::size_t f = 0; f < d; ++f) {  // Box-Muller from two counter-based uniforms
+          const std::uint64_t u = 2 * (event * d + f);
+          z[f * kBlock + j] = std::sqrt(-2.0 * std::log(uniform(seed, u))) * std::cos(2.0 * M_PI * uniform(seed, u + 1));
+        }
+        for (std::size_t f = 0; f < c; ++f) ctx[f * kBlock + j] = context[event * c + f];
+        logdet[j] = 0.0;
+      }
+      Block block{events.size(), d, z, ctx, logdet, &ws};
+      members_[first + k]->invert(block);
+      for (std::size_t j = 0; j < events.size(); ++j)
+        for (std::size_t f = 0; f < d; ++f) out[(begin + events[j]) * d + f] = z[f * kBlock + j];
     }
-    Block block{count, d, z, ctx, logdet, &ws};
-    for (auto it = transforms_.rbegin(); it != transforms_.rend(); ++it) (*it)->inverse(block);
-    preprocessing_->inverse(block);
-    for (std::size_t e = 0; e < count; ++e)
-      for (std::size_t f = 0; f < d; ++f) out[(begin + e) * d + f] = z[f * kBlock + e];
   });
 }
 

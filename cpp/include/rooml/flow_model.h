@@ -8,16 +8,25 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rooml/api.h"
 
 namespace rooml {
 
-class Transform;
-class Preprocessing;
+struct FlowMember;
 
-/// A conditional normalizing flow p(x | context) over physical features x.
+/// How the members of an ensemble combine into one log-density.
+enum class EnsembleRule {
+  MeanLogProb,  ///< average of the members' log p (HI-SIGMA; a geometric mean, not normalized)
+  Mixture,      ///< log of the average density (normalized)
+};
+
+/// A conditional normalizing flow p(x | context) over physical features x, or
+/// an ensemble of such flows: D bootstrap models of K members each (member
+/// m = d * K + k), combined with an EnsembleRule.  A single flow is the
+/// ensemble D = K = 1.
 class ROOML_API FlowModel {
  public:
   /// Parse an exported `.onnx` model held in memory (`source` names it in errors).
@@ -39,6 +48,10 @@ class ROOML_API FlowModel {
   /// The rooml metadata document (JSON) stored in the file.
   const std::string& metadata_json() const { return metadata_json_; }
   const std::string& content_hash() const { return content_hash_; }
+  std::size_t n_members() const { return members_.size(); }
+  std::size_t n_bootstraps() const { return n_bootstraps_; }
+  std::size_t members_per_bootstrap() const { return members_.size() / n_bootstraps_; }
+  EnsembleRule rule() const { return rule_; }
 
   /// log p(x | context) for `n` events.
   ///
@@ -46,23 +59,32 @@ class ROOML_API FlowModel {
   /// null when the flow has no context; `out` receives n values.  Throws
   /// rooml::Error naming the event and feature for non-finite inputs or events
   /// outside the support.  `threads` <= 0 uses the default thread count.
-  void log_prob(const double* x, const double* context, std::size_t n, double* out,
-                int threads = 0) const;
+  /// `bootstrap` >= 0 combines only that bootstrap model's members.
+  void log_prob(const double* x, const double* context, std::size_t n, double* out, int threads = 0,
+                int bootstrap = -1) const;
 
-  /// Draw `n` events through the flow's exact inverse.  Event i uses context
-  /// row i (if any); the result depends only on (seed, i), not on threads.
-  void sample(const double* context, std::size_t n, std::uint64_t seed, double* out,
-              int threads = 0) const;
+  /// Every member's log p: `out` is row-major (n x n_members()).
+  void member_log_prob(const double* x, const double* context, std::size_t n, double* out,
+                       int threads = 0) const;
+
+  /// Draw `n` events through the exact inverse (for an ensemble: the mixture,
+  /// one member drawn per event).  Event i uses context row i (if any); the
+  /// result depends only on (seed, i), not on threads.  Throws for the
+  /// MeanLogProb rule, which is not a normalized density.
+  void sample(const double* context, std::size_t n, std::uint64_t seed, double* out, int threads = 0,
+              int bootstrap = -1) const;
 
  private:
-  FlowModel() = default;
+  FlowModel();
   void check_inputs(const double* x, const double* context, std::size_t n) const;
+  std::pair<std::size_t, std::size_t> member_range(int bootstrap) const;
 
   std::vector<std::string> features_, context_;
   std::vector<double> low_, high_;
   std::string metadata_json_, content_hash_, source_;
-  std::unique_ptr<Preprocessing> preprocessing_;
-  std::vector<std::unique_ptr<Transform>> transforms_;
+  std::vector<std::unique_ptr<FlowMember>> members_;
+  std::size_t n_bootstraps_ = 1;
+  EnsembleRule rule_ = EnsembleRule::MeanLogProb;
 };
 
 /// Number of worker threads used when a call passes threads <= 0.
