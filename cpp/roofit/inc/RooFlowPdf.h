@@ -49,6 +49,13 @@ public:
    /// log p(x | c) for the current values of the observables.
    double logProbCurrent() const;
 
+   /// For an ensemble model: use only bootstrap model `index` (-1: all members, the default).
+   /// Set it before building the likelihood (fitTo / createNLL clone the pdf).
+   void setBootstrap(int index);
+   int bootstrap() const { return _bootstrap; }
+   /// Number of bootstrap models (1 for a single flow or a plain ensemble).
+   int nBootstraps() const;
+
 protected:
    double evaluate() const override;
    void doEval(RooFit::EvalContext &ctx) const override;
@@ -60,6 +67,7 @@ private:
    RooListProxy _features;
    RooListProxy _context;
    std::vector<unsigned char> _modelBytes;
+   Int_t _bootstrap = -1; // bootstrap model in use (-1: all members)
    mutable std::shared_ptr<const rooml::FlowModel> _model; //! built lazily from _modelBytes
    std::shared_ptr<unsigned long long> _networkEvaluations = std::make_shared<unsigned long long>(0); //! shared with clones
    mutable UInt_t _seed = 0;                                //! generator event counter

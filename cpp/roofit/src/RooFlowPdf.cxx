@@ -59,6 +59,7 @@ RooFlowPdf::RooFlowPdf(const RooFlowPdf &other, const char *name)
      _features("features", this, other._features),
      _context("context", this, other._context),
      _modelBytes(other._modelBytes),
+     _bootstrap(other._bootstrap),
      _model(other._model),
      _networkEvaluations(other._networkEvaluations)
 {
@@ -71,6 +72,24 @@ const rooml::FlowModel &RooFlowPdf::model() const
    if (!_model)
       _model = rooml::FlowModel::from_bytes(std::string(_modelBytes.begin(), _modelBytes.end()), GetName());
    return *_model;
+}
+
+void RooFlowPdf::setBootstrap(int index)
+{
+   if (index >= nBootstraps() || index < -1) {
+      const std::string message = "RooFlowPdf '" + std::string(GetName()) + "': bootstrap index " +
+                                  std::to_string(index) + " out of range [-1, " + std::to_string(nBootstraps() - 1) +
+                                  "]";
+      coutE(InputArguments) << message << std::endl;
+      throw rooml::Error(message);
+   }
+   _bootstrap = index;
+   setValueDirty();
+}
+
+int RooFlowPdf::nBootstraps() const
+{
+   return static_cast<int>(model().n_bootstraps());
 }
 
 std::string RooFlowPdf::metadataJson() const
@@ -136,7 +155,7 @@ double RooFlowPdf::logProbCurrent() const
       c[i] = static_cast<const RooAbsReal &>(_context[i]).getVal();
    double out = 0.0;
    ++*_networkEvaluations;
-   m.log_prob(x.data(), c.empty() ? nullptr : c.data(), 1, &out, 1);
+   m.log_prob(x.data(), c.empty() ? nullptr : c.data(), 1, &out, 1, _bootstrap);
    return out;
 }
 
@@ -205,7 +224,7 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
    std::vector<double> lp(valid.size());
    try {
       *_networkEvaluations += valid.size();
-      m.log_prob(x.data(), c ? cv.data() : nullptr, valid.size(), lp.data());
+      m.log_prob(x.data(), c ? cv.data() : nullptr, valid.size(), lp.data(), 0, _bootstrap);
    } catch (const rooml::Error &err) {
       logEvalError(err.what());
       for (std::size_t e : valid)
@@ -219,7 +238,11 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
 Int_t RooFlowPdf::getGenerator(const RooArgSet &directVars, RooArgSet &generateVars, bool /*staticInitOK*/) const
 {
    // The flow samples all its features at once through its exact inverse, given the context values.
-   return matchArgs(directVars, generateVars, RooArgSet(_features)) ? 1 : 0;
+   // An ensemble averaging log-densities is not a normalized density: RooFit then uses accept-reject.
+   const auto &m = model();
+   const bool exact = m.n_members() == 1 || m.rule() == rooml::EnsembleRule::Mixture ||
+                      (_bootstrap >= 0 && m.members_per_bootstrap() == 1);
+   return exact && matchArgs(directVars, generateVars, RooArgSet(_features)) ? 1 : 0;
 }
 
 void RooFlowPdf::generateEvent(Int_t code)
@@ -232,7 +255,7 @@ void RooFlowPdf::generateEvent(Int_t code)
    // Seeds come from RooRandom, so RooRandom::randomGenerator()->SetSeed() makes toys reproducible.
    const std::uint64_t seed = (std::uint64_t(RooRandom::integer(0xFFFFFFFFu)) << 32) | RooRandom::integer(0xFFFFFFFFu);
    for (int attempt = 0; attempt < 1000; ++attempt) {
-      m.sample(c.empty() ? nullptr : c.data(), 1, seed + attempt, x.data(), 1);
+      m.sample(c.empty() ? nullptr : c.data(), 1, seed + attempt, x.data(), 1, _bootstrap);
       bool inRange = true;
       for (std::size_t i = 0; i < x.size(); ++i) {
          auto *lv = dynamic_cast<RooAbsRealLValue *>(&_features[i]);

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rooml.export._describe import UnsupportedModelError
+from rooml.export.ensemble import export_ensemble
 from rooml.export.onnx_file import (
     ExportValidationError,
     ModelFileError,
@@ -13,6 +14,7 @@ __all__ = [
     "ExportValidationError",
     "ModelFileError",
     "UnsupportedModelError",
+    "export_ensemble",
     "export_flow",
     "read_metadata",
 ]

@@ -198,11 +198,11 @@ def _n_context(architecture) -> int:
     return 0
 
 
-def _trace(module, n_features: int, n_context: int, opset: int) -> bytes:
+def _trace(module, n_features: int, n_context: int, opset: int, outputs: tuple[str, ...] = ("log_prob",)) -> bytes:
     x = torch.randn(4, n_features)
     args = (x,) if not n_context else (x, torch.randn(4, n_context))
     inputs = ["x"] if not n_context else ["x", "context"]
-    axes = {name: {0: "events"} for name in inputs + ["log_prob"]}
+    axes = {name: {0: "events"} for name in inputs + list(outputs)}
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -211,7 +211,7 @@ def _trace(module, n_features: int, n_context: int, opset: int) -> bytes:
             args,
             buffer,
             input_names=inputs,
-            output_names=["log_prob"],
+            output_names=list(outputs),
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=False,
