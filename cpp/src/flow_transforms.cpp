@@ -14,11 +14,18 @@ namespace {
 // Workspace slots: conditioners use 0..4, transforms 8..11.
 enum Slot : std::size_t { kCat = 0, kHidden, kTemp, kTemp2, kGate, kGather = 8, kParams, kCopy, kLogdet };
 
-// t *= sigmoid(g), the GLU gate of nflows' residual blocks with context.
-__attribute__((noinline)) void gate_rows(double* __restrict t, const double* __restrict g, std::size_t rows,
-                                         std::size_t n) {
+// h += t * sigmoid(g): the GLU gate of nflows' residual blocks with context, and the residual sum.
+__attribute__((noinline)) void gated_residual(double* __restrict h, const double* __restrict t,
+                                              const double* __restrict g, std::size_t rows, std::size_t n) {
   for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t e = 0; e < n; ++e) t[r * kBlock + e] *= fast_sigmoid(g[r * kBlock + e]);
+    for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e] * fast_sigmoid(g[r * kBlock + e]);
+}
+
+// h += t.
+__attribute__((noinline)) void add_rows(double* __restrict h, const double* __restrict t, std::size_t rows,
+                                        std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e];
 }
 
 void copy_rows(const double* from, double* to, std::size_t rows, std::size_t n) {
@@ -86,20 +93,21 @@ class ResidualNet final : public Conditioner {
     double* t2 = ws.get(kTemp2, hidden * kBlock);
     initial_.apply(cat, h, n, kBlock);
     for (const auto& b : blocks_) {
-      copy_rows(h, t, hidden, n);
-      if (b.use_bn) b.bn0.apply(t, t, n, kBlock);
-      relu_rows(t, hidden, n);
-      b.linear0.apply(t, t2, n, kBlock);
-      if (b.use_bn) b.bn1.apply(t2, t2, n, kBlock);
-      relu_rows(t2, hidden, n);
-      b.linear1.apply(t2, t, n, kBlock);
+      if (b.use_bn) {
+        b.bn0.apply(h, t, n, kBlock);
+        b.linear0.apply_relu_input(t, t2, n, kBlock);
+        b.bn1.apply(t2, t2, n, kBlock);
+      } else {
+        b.linear0.apply_relu_input(h, t2, n, kBlock);
+      }
+      b.linear1.apply_relu_input(t2, t, n, kBlock);
       if (n_context_) {
         double* g = ws.get(kGate, hidden * kBlock);
         b.gate.apply(context, g, n, kBlock);
-        gate_rows(t, g, hidden, n);
+        gated_residual(h, t, g, hidden, n);
+      } else {
+        add_rows(h, t, hidden, n);
       }
-      for (std::size_t r = 0; r < hidden; ++r)
-        for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e];
     }
     final_.apply(h, out, n, kBlock);
   }

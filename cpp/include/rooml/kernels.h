@@ -25,14 +25,11 @@ struct Dense {
   /// Works on tiles of up to 8 outputs x 8 events.  Tiles may run past n up to
   /// the next multiple of 8, which must not exceed `stride` (true for blocks:
   /// kBlock is a multiple of 8); those lanes are scratch.
-  void apply(const double* x, double* y, std::size_t n, std::size_t stride) const {
-    std::size_t o = 0;
-    for (; o + 8 <= out; o += 8)
-      for (std::size_t e0 = 0; e0 < n; e0 += kLanes) tile<8>(o, x + e0, y + e0, stride);
-    for (; o + 4 <= out; o += 4)
-      for (std::size_t e0 = 0; e0 < n; e0 += kLanes) tile<4>(o, x + e0, y + e0, stride);
-    for (; o < out; ++o)
-      for (std::size_t e0 = 0; e0 < n; e0 += kLanes) tile<1>(o, x + e0, y + e0, stride);
+  void apply(const double* x, double* y, std::size_t n, std::size_t stride) const { run<false>(x, y, n, stride); }
+
+  /// The same on relu(x), without a separate pass over x.
+  void apply_relu_input(const double* x, double* y, std::size_t n, std::size_t stride) const {
+    run<true>(x, y, n, stride);
   }
 
  private:
@@ -40,8 +37,19 @@ struct Dense {
   static constexpr std::size_t kLanes = 8;
   typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
+  template <bool Relu>
+  void run(const double* x, double* y, std::size_t n, std::size_t stride) const {
+    std::size_t o = 0;
+    for (; o + 8 <= out; o += 8)
+      for (std::size_t e0 = 0; e0 < n; e0 += kLanes) tile<8, Relu>(o, x + e0, y + e0, stride);
+    for (; o + 4 <= out; o += 4)
+      for (std::size_t e0 = 0; e0 < n; e0 += kLanes) tile<4, Relu>(o, x + e0, y + e0, stride);
+    for (; o < out; ++o)
+      for (std::size_t e0 = 0; e0 < n; e0 += kLanes) tile<1, Relu>(o, x + e0, y + e0, stride);
+  }
+
   /// R outputs x 8 events in registers while the inputs stream by.
-  template <std::size_t R>
+  template <std::size_t R, bool Relu>
   void tile(std::size_t o, const double* __restrict x, double* __restrict y, std::size_t stride) const {
     v8d acc[R];
     for (std::size_t r = 0; r < R; ++r) acc[r] = v8d{} + bias[o + r];
@@ -49,6 +57,7 @@ struct Dense {
     for (std::size_t i = 0; i < in; ++i) {
       v8d xi;
       std::memcpy(&xi, x + i * stride, sizeof xi);
+      if constexpr (Relu) xi = xi > 0.0 ? xi : 0.0;
       for (std::size_t r = 0; r < R; ++r) acc[r] += w[r * in + i] * xi;
     }
     for (std::size_t r = 0; r < R; ++r) std::memcpy(y + (o + r) * stride, &acc[r], sizeof(v8d));
