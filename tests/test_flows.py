@@ -341,7 +341,8 @@ def test_without_validation_split_and_thread_setting():
 def test_public_api():
     import rooml.models
 
-    assert sorted(rooml.models.__all__) == sorted([
+    flows_api = {
         "RECIPES", "FlowConfig", "Preprocessing", "TrainedFlow", "build_flow", "build_preprocessing",
         "default_support", "fold_context_standardization", "register_recipe", "smear", "train_flow",
-    ])
+    }
+    assert flows_api <= set(rooml.models.__all__)  # ensembles, ratios and the GP test their own surface
