@@ -65,10 +65,9 @@ def main() -> None:
     for n in args.sizes:
         x = rng.normal(size=(n, 4))
         c = rng.normal(size=(n, 1))
-        x32, c32 = x.astype(np.float32), c.astype(np.float32)
-        xt, ct = torch.from_numpy(x32), torch.from_numpy(c32)
+        xt, ct = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(c.astype(np.float32))
         t_core = best_time(lambda: core.log_prob(x, c, threads=args.threads), args.repeat)
-        t_ort = best_time(lambda: session.run(["log_prob"], {"x": x32, "context": c32}), args.repeat)
+        t_ort = best_time(lambda: session.run(["log_prob"], {"x": x, "context": c}), args.repeat)
 
         def run_torch():
             with torch.no_grad():

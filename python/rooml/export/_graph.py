@@ -182,13 +182,22 @@ class ExportFlow(nn.Module):
         return torch.stack(columns, dim=1), logdet
 
     def forward(self, x, context=None):
-        """Return the log-density of ``x`` (physical variables) given ``context``."""
-        z, logdet = self._preprocess(x)
+        """Return the log-density of ``x`` (physical variables) given ``context``.
+
+        Inputs, preprocessing and the final sum are in float64 (edges such as a
+        logit near a hard cut need it); the network runs in its own dtype.
+        """
+        dtype = next(self.transform.parameters()).dtype
+        y, logdet = self._preprocess(x.double())
+        z = y.to(dtype)
+        context = context.to(dtype) if context is not None else None
+        flow_logdet = torch.zeros_like(z[:, 0])
         for t in self.leaves:
             z, ld = self._apply(t, z, context)
-            logdet = logdet + ld
+            flow_logdet = flow_logdet + ld
         d = z.shape[1]
-        return logdet - 0.5 * torch.sum(z * z, dim=1) - 0.5 * d * math.log(2 * math.pi)
+        base = -0.5 * torch.sum(z * z, dim=1) - 0.5 * d * math.log(2 * math.pi)
+        return logdet + (flow_logdet + base).double()
 
     def _apply(self, t, z, context):
         name = type(t).__name__

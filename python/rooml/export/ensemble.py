@@ -43,7 +43,7 @@ class _EnsembleGraph(nn.Module):
         self.rule = rule
 
     def forward(self, x, context=None):
-        lps = torch.stack([m(x, context) for m in self.members], dim=1)
+        lps = torch.stack([m(x, context) for m in self.members], dim=1)  # float64
         if self.rule == "mean_log_prob":
             combined = torch.mean(lps, dim=1)
         else:
@@ -134,7 +134,11 @@ def export_ensemble(
 
     if reference_inputs is None:
         n = 256
-        ctx = np.random.default_rng(7).normal(size=(n, len(context))) if context else None
+        ctx = None
+        if context:
+            rows = np.asarray(flat[0].context_sample) if flat[0].context_sample else None
+            rng = np.random.default_rng(7)
+            ctx = rows[rng.integers(0, len(rows), n)] if rows is not None else rng.normal(size=(n, len(context)))
         reference_inputs = (flat[0].sample(n, context=ctx, seed=7), ctx)
     _validate(data, flat, rule, *reference_inputs, tolerance)
     return write_atomic(path, data, overwrite=overwrite)
@@ -144,10 +148,10 @@ def _validate(data: bytes, flat, rule: str, x, context, tolerance: float) -> Non
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    feeds = {"x": np.asarray(x, dtype=np.float32)}
+    feeds = {"x": np.asarray(x, dtype=np.float64)}
     if context is not None:
-        feeds["context"] = np.asarray(context, dtype=np.float32)
-    got = session.run(["log_prob"], feeds)[0].astype(np.float64)
+        feeds["context"] = np.asarray(context, dtype=np.float64)
+    got = session.run(["log_prob"], feeds)[0]
     lps = np.stack([m.log_prob(np.asarray(x, dtype=np.float64), context) for m in flat], axis=1)
     want = _combine(lps, rule)
     worst = float(np.max(np.abs(got - want) / (1.0 + np.abs(want))))

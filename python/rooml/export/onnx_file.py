@@ -1,7 +1,8 @@
 """Write trained flows to ``.onnx`` files with rooml metadata, and read that metadata back.
 
-The file is a normal ONNX model (float32 graph, inputs ``x`` and optionally
-``context``, output ``log_prob``) that onnxruntime runs.  Its ``metadata_props``
+The file is a normal ONNX model that onnxruntime runs: float64 inputs ``x``
+and optionally ``context``, float64 output ``log_prob``; preprocessing and the
+final sum run in float64, the network in float32.  Its ``metadata_props``
 carry the key ``rooml``: a JSON document with the model kind, feature and
 context names, preprocessing, support bounds, the architecture that rooml's
 C++ core evaluates natively, and the rooml version; ``rooml_content_hash`` is
@@ -92,10 +93,18 @@ def _unwrap(model):
     return model, [], None, None, None
 
 
-def _reference_inputs(flow, pre, n_features, n_context, n=256, seed=1234):
-    """Physical-space events to validate the export on: the flow's own samples."""
+def _reference_inputs(flow, pre, n_features, n_context, n=256, seed=1234, context_sample=None):
+    """Physical-space events to validate the export on: the flow's own samples.
+
+    Context values come from ``context_sample`` (training rows kept by
+    ``train_flow``) when given, else from a standard normal.
+    """
     gen = torch.Generator().manual_seed(seed)
-    context = torch.randn(n, n_context, generator=gen) if n_context else None
+    if n_context and context_sample is not None:
+        rows = torch.as_tensor(np.asarray(context_sample, dtype=np.float32))
+        context = rows[torch.randint(len(rows), (n,), generator=gen)]
+    else:
+        context = torch.randn(n, n_context, generator=gen) if n_context else None
     with torch.no_grad():
         if context is None:
             z = flow.sample(n)
@@ -182,7 +191,8 @@ def export_flow(
     state = {f"{prefix}.{k}": v for k, v in flow._transform.state_dict().items()}
     data = _attach_metadata(onnx_bytes, metadata, state)
 
-    x_ref, c_ref = reference_inputs or _reference_inputs(flow, pre, n_features, n_context)
+    x_ref, c_ref = reference_inputs or _reference_inputs(flow, pre, n_features, n_context,
+                                                         context_sample=getattr(model, "context_sample", None))
     _validate(data, flow, pre, x_ref, c_ref, tolerance)
     return write_atomic(path, data, overwrite=overwrite)
 
@@ -199,8 +209,8 @@ def _n_context(architecture) -> int:
 
 
 def _trace(module, n_features: int, n_context: int, opset: int, outputs: tuple[str, ...] = ("log_prob",)) -> bytes:
-    x = torch.randn(4, n_features)
-    args = (x,) if not n_context else (x, torch.randn(4, n_context))
+    x = torch.randn(4, n_features, dtype=torch.float64)
+    args = (x,) if not n_context else (x, torch.randn(4, n_context, dtype=torch.float64))
     inputs = ["x"] if not n_context else ["x", "context"]
     axes = {name: {0: "events"} for name in inputs + list(outputs)}
     buffer = io.BytesIO()
@@ -287,10 +297,10 @@ def _validate(data: bytes, flow, pre, x, context, tolerance: float) -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    feeds = {"x": np.asarray(x, dtype=np.float32)}
+    feeds = {"x": np.asarray(x, dtype=np.float64)}
     if context is not None:
-        feeds["context"] = np.asarray(context, dtype=np.float32)
-    got = session.run(["log_prob"], feeds)[0].astype(np.float64)
+        feeds["context"] = np.asarray(context, dtype=np.float64)
+    got = session.run(["log_prob"], feeds)[0]
     want = _torch_log_prob64(flow, pre, np.asarray(x, dtype=np.float64), context)
     # float32 graph: compare relative to the size of the log-density
     worst = float(np.max(np.abs(got - want) / (1.0 + np.abs(want))))

@@ -278,6 +278,7 @@ class TrainedFlow:
     support: list[tuple[float, float]]
     history: dict[str, list[float]] = field(default_factory=dict, repr=False)
     best_epoch: int = -1
+    context_sample: list[list[float]] | None = field(default=None, repr=False)  # training context rows
     _flow64: Flow | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -394,6 +395,7 @@ class TrainedFlow:
             "support": [[lo, hi] for lo, hi in self.support],
             "history": {k: list(v) for k, v in self.history.items()},
             "best_epoch": self.best_epoch,
+            "context_sample": self.context_sample,
         }
         torch.save(payload, os.fspath(path))
 
@@ -417,6 +419,7 @@ class TrainedFlow:
             support=[tuple(s) for s in payload["support"]],
             history=payload["history"],
             best_epoch=payload["best_epoch"],
+            context_sample=payload.get("context_sample"),
         )
 
 

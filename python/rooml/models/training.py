@@ -197,6 +197,7 @@ def train_flow(
         c_mean = ctx.mean(axis=0) if standardize_context else np.zeros(config.context)
         c_scale = ctx.std(axis=0) if standardize_context else np.ones(config.context)
         c_scale = np.where(c_scale > 0, c_scale, 1.0)
+        context_sample = ctx[np.random.default_rng(0).choice(len(ctx), min(256, len(ctx)), replace=False)]
         ctx = (ctx - c_mean) / c_scale
 
     rng = np.random.default_rng(seed)
@@ -234,6 +235,7 @@ def train_flow(
         support=support,
         history=history,
         best_epoch=best_epoch,
+        context_sample=context_sample.tolist() if config.context else None,
     )
 
 
