@@ -156,8 +156,9 @@ def test_conditional_product(conditional_flow, roofit):
     gm = ROOT.RooGaussian("gm", "gm", m, mu, sigma)
     flow = ROOT.RooFlowPdf("f", "f", ROOT.RooArgList(a, b), ROOT.RooArgList(m), str(conditional_flow))
     prod = ROOT.RooProdPdf("prod", "prod", ROOT.RooArgSet(gm), ROOT.RooFit.Conditional(ROOT.RooArgSet(flow), ROOT.RooArgSet(a, b)))
-    value = prod.getVal(ROOT.RooArgSet(a, b, m))
-    assert value == pytest.approx(gm.getVal(ROOT.RooArgSet(m)) * flow.getVal(ROOT.RooArgSet(a, b)), rel=1e-10)
+    all_obs, m_only, ab = ROOT.RooArgSet(a, b, m), ROOT.RooArgSet(m), ROOT.RooArgSet(a, b)
+    value = prod.getVal(all_obs)
+    assert value == pytest.approx(gm.getVal(m_only) * flow.getVal(ab), rel=1e-10)
 
 
 def test_generate_uses_exact_sampler(toy_flows, roofit):
@@ -199,7 +200,8 @@ def test_events_outside_support_have_zero_density(tmp_path, roofit):
                        reference_inputs=(np.abs(rng.normal(size=(32, 2))), None))
     u, v = ROOT.RooRealVar("u", "u", 1.0, -1, 5), ROOT.RooRealVar("v", "v", 0.0, -5, 5)
     pdf = ROOT.RooFlowPdf("p", "p", ROOT.RooArgList(u, v), ROOT.RooArgList(), str(path))
+    norm = ROOT.RooArgSet(u, v)
     u.setVal(-0.5)
-    assert pdf.getVal(ROOT.RooArgSet(u, v)) == 0.0
+    assert pdf.getVal(norm) == 0.0
     u.setVal(0.5)
-    assert pdf.getVal(ROOT.RooArgSet(u, v)) > 0.0
+    assert pdf.getVal(norm) > 0.0

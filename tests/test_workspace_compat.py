@@ -1,0 +1,23 @@
+"""Workspaces written by earlier rooml versions still open and give the same values."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("version", ["v1"])
+def test_old_workspace_evaluates_the_same(version, roofit):
+    ROOT = roofit
+    reference = json.loads((DATA / f"workspace_{version}.json").read_text())
+    f = ROOT.TFile.Open(str(DATA / f"workspace_{version}.root"))
+    ws = f.Get("w")
+    pdf = ws.pdf("flow")
+    a, b, m = ws.var("a"), ws.var("b"), ws.var("m")
+    norm = ROOT.RooArgSet(a, b)
+    for (pa, pb, pm), value in zip(reference["points"], reference["values"]):
+        a.setVal(pa), b.setVal(pb), m.setVal(pm)
+        assert pdf.getVal(norm) == pytest.approx(value, rel=1e-12)
