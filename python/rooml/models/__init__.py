@@ -10,6 +10,7 @@ from rooml.models.ensembles import (
     train_ensemble,
 )
 from rooml.models.flows import FlowConfig, TrainedFlow, build_flow, default_support
+from rooml.models.gp import MassPlaneGP, fit_histogram, fit_mass_plane, fit_per_year, plot_mass_plane
 from rooml.models.preprocessing import (
     RECIPES,
     Preprocessing,
@@ -23,6 +24,7 @@ __all__ = [
     "RECIPES",
     "FlowConfig",
     "FlowEnsemble",
+    "MassPlaneGP",
     "Normalization",
     "Preprocessing",
     "TrainedFlow",
@@ -30,9 +32,13 @@ __all__ = [
     "build_flow",
     "build_preprocessing",
     "default_support",
+    "fit_histogram",
+    "fit_mass_plane",
+    "fit_per_year",
     "fold_context_standardization",
     "member_seed",
     "normalization_of_geometric_mean",
+    "plot_mass_plane",
     "register_recipe",
     "smear",
     "train_ensemble",
