@@ -6,6 +6,7 @@
 namespace py = pybind11;
 
 void bind_flow(py::module_& m);
+void bind_ratio(py::module_& m);
 void bind_interpolation(py::module_& m);
 void bind_threads(py::module_& m);
 
@@ -14,5 +15,6 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<rooml::Error>(m, "CoreError", PyExc_ValueError);
   bind_threads(m);
   bind_flow(m);
+  bind_ratio(m);
   bind_interpolation(m);
 }

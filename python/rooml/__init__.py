@@ -21,16 +21,33 @@ def load(path):
     Parameters
     ----------
     path : str or os.PathLike
-        An ``.onnx`` file written by :func:`rooml.export.export_flow`.
+        An ``.onnx`` file written by :func:`rooml.export.export_flow` or
+        :func:`rooml.export.export_ratio`.
 
     Returns
     -------
-    rooml._core.FlowModel
-        ``.log_prob(x, context=None)`` on numpy arrays (float64, events x
+    rooml._core.FlowModel or rooml._core.RatioModel
+        A flow: ``.log_prob(x, context=None)`` on numpy arrays (float64, events x
         features), ``.sample(n, context=None, seed=0)``, ``.features``,
-        ``.context``.  Bad files and bad inputs raise ``ValueError`` naming the
-        problem.
+        ``.context``.  A ratio model (metadata kind ``"ratio"``):
+        ``.log_ratio(x)``, ``.ratio(x)``, ``.member_log_ratios(x)``.  Bad files
+        and bad inputs raise ``ValueError`` naming the problem.
     """
     from rooml import _core
 
+    if _model_kind(path) == "ratio":
+        return _core.RatioModel.from_file(str(path))
     return _core.FlowModel.from_file(str(path))
+
+
+def _model_kind(path) -> str | None:
+    """The ``kind`` in a model file's rooml metadata, or None if it cannot be read (the core then says why)."""
+    import json
+
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props["rooml"]).get("kind")
+    except Exception:
+        return None

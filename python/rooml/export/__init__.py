@@ -9,6 +9,7 @@ from rooml.export.onnx_file import (
     export_flow,
     read_metadata,
 )
+from rooml.export.ratio import export_ratio
 
 __all__ = [
     "ExportValidationError",
@@ -17,4 +18,5 @@ __all__ = [
     "export_ensemble",
     "export_flow",
     "read_metadata",
+    "export_ratio",
 ]

@@ -1,0 +1,244 @@
+// Loading and batched evaluation of rooml density-ratio networks (MLPs and ensembles of MLPs).
+#include "rooml/ratio_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "flow_transforms.h"
+#include "rooml/error.h"
+#include "rooml/flow_model.h"  // default_threads
+#include "rooml/kernels.h"
+#include "rooml/parallel.h"
+#include "rooml/vecmath.h"
+
+namespace rooml {
+namespace {
+
+enum class Activation { Linear, Relu, Silu };
+
+Activation parse_activation(const std::string& name, const std::string& source) {
+  if (name == "linear") return Activation::Linear;
+  if (name == "relu") return Activation::Relu;
+  if (name == "silu") return Activation::Silu;
+  throw Error(source + ": unsupported activation '" + name + "' (file written by a newer rooml?)");
+}
+
+void activate(Activation a, double* rows, std::size_t count, std::size_t n) {
+  for (std::size_t r = 0; r < count; ++r) {
+    double* __restrict h = rows + r * kBlock;
+    if (a == Activation::Relu) {
+      relu_inplace(h, n);
+    } else if (a == Activation::Silu) {
+      for (std::size_t e = 0; e < n; ++e) h[e] = h[e] / (1.0 + fast_exp(-h[e]));
+    }
+  }
+}
+
+double bound(const json::Value& v, double fallback) { return v.is_null() ? fallback : v.as_number(); }
+
+// Workspace slots (a ratio model owns its workspaces).
+enum Slot : std::size_t { kInput = 0, kLogdet, kHiddenA, kHiddenB, kMembers };
+
+}  // namespace
+
+struct RatioModel::Member {
+  std::vector<Dense> layers;
+  std::vector<Activation> activations;
+  double log_correction = 0.0;
+};
+
+RatioModel::RatioModel() = default;
+RatioModel::~RatioModel() = default;
+
+std::size_t RatioModel::n_members() const { return members_.size(); }
+
+std::vector<double> RatioModel::log_corrections() const {
+  std::vector<double> out;
+  for (const auto& m : members_) out.push_back(m.log_correction);
+  return out;
+}
+
+std::shared_ptr<const RatioModel> RatioModel::from_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open model file '" + path + "'");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return from_bytes(bytes.str(), path);
+}
+
+std::shared_ptr<const RatioModel> RatioModel::from_bytes(const std::string& bytes, const std::string& source) {
+  const onnx::Model model = onnx::parse_model(bytes, source);
+  auto meta = model.metadata.find("rooml");
+  if (meta == model.metadata.end())
+    throw Error(source + ": ONNX model without rooml metadata (not exported by rooml.export?)");
+  const json::Value doc = json::parse(meta->second);
+  if (doc["kind"].as_string() != "ratio")
+    throw Error(source + ": model kind is '" + doc["kind"].as_string() + "', not 'ratio'");
+  if (doc["format_version"].as_int() > 1)
+    throw Error(source + ": model format version " + std::to_string(doc["format_version"].as_int()) +
+                " is newer than this rooml understands (1)");
+
+  std::shared_ptr<RatioModel> r(new RatioModel());
+  r->source_ = source;
+  r->metadata_json_ = meta->second;
+  auto hash = model.metadata.find("rooml_content_hash");
+  r->content_hash_ = hash == model.metadata.end() ? "" : hash->second;
+  r->features_ = doc["features"].as_strings();
+  const std::size_t dim = r->features_.size();
+  if (dim == 0) throw Error(source + ": model has no features");
+  const auto& support = doc["support"].as_array();
+  if (support.size() != dim) throw Error(source + ": support bounds do not match the feature count");
+  for (const auto& s : support) {
+    r->low_.push_back(bound(s.at(0), -std::numeric_limits<double>::infinity()));
+    r->high_.push_back(bound(s.at(1), std::numeric_limits<double>::infinity()));
+  }
+  r->preprocessing_ = std::make_unique<Preprocessing>(doc["preprocessing"], dim);
+
+  const json::Value& arch = doc["architecture"];
+  if (arch["type"].as_string() != "mlp")
+    throw Error(source + ": unsupported ratio architecture '" + arch["type"].as_string() + "'");
+  r->combination_ = arch["combination"].as_string();
+  if (r->combination_ != "mean" && r->combination_ != "mean_log")
+    throw Error(source + ": unsupported ensemble combination '" + r->combination_ + "'");
+  std::map<std::string, std::string> aliases;
+  if (doc.contains("tensor_aliases"))
+    for (const auto& [name, target] : doc["tensor_aliases"].as_object()) aliases[name] = target.as_string();
+  const WeightSource weights(model, std::move(aliases), source);
+  const auto& members = arch["members"].as_array();
+  if (members.empty()) throw Error(source + ": ratio model without members");
+  r->max_width_ = dim;
+  for (const auto& spec : members) {
+    Member m;
+    m.log_correction = spec["log_correction"].as_number();
+    std::size_t width = dim;
+    for (const auto& layer : spec["layers"].as_array()) {
+      Dense d = weights.dense(layer["name"].as_string());
+      if (d.in != width || static_cast<int64_t>(d.in) != layer["in"].as_int() ||
+          static_cast<int64_t>(d.out) != layer["out"].as_int())
+        throw Error(source + ": layer '" + layer["name"].as_string() + "' has shape " + std::to_string(d.out) +
+                    " x " + std::to_string(d.in) + ", which does not chain with the previous layer (" +
+                    std::to_string(width) + " outputs) or its metadata");
+      width = d.out;
+      r->max_width_ = std::max(r->max_width_, width);
+      m.activations.push_back(parse_activation(layer["activation"].as_string(), source));
+      m.layers.push_back(std::move(d));
+    }
+    if (m.layers.empty() || width != 1)
+      throw Error(source + ": a ratio network must end in a layer with one output");
+    r->members_.push_back(std::move(m));
+  }
+  return r;
+}
+
+void RatioModel::check_inputs(const double* x, std::size_t n) const {
+  const std::size_t d = n_features();
+  for (std::size_t e = 0; e < n; ++e) {
+    for (std::size_t f = 0; f < d; ++f) {
+      const double v = x[e * d + f];
+      if (!std::isfinite(v)) {
+        std::ostringstream msg;
+        msg << "event " << e << ", variable '" << features_[f] << "': value is not finite (" << v << ")";
+        throw Error(msg.str());
+      }
+      if (v < low_[f] || v > high_[f]) {
+        std::ostringstream msg;
+        msg << "event " << e << ", variable '" << features_[f] << "': value " << v
+            << " is outside the ratio model's support [" << low_[f] << ", " << high_[f] << "]";
+        throw Error(msg.str());
+      }
+    }
+  }
+}
+
+// Runs every member on each block; sink(begin, count, values) gets the members'
+// log-ratios as n_members rows of stride kBlock.
+template <class Sink>
+void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& sink) const {
+  check_inputs(x, n);
+  const std::size_t d = n_features(), k = members_.size();
+  const int workers = threads > 0 ? threads : default_threads();
+  std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
+  for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
+    Workspace& ws = spaces[worker];
+    double* z = ws.get(kInput, d * kBlock);
+    double* logdet = ws.get(kLogdet, kBlock);
+    double* a = ws.get(kHiddenA, max_width_ * kBlock);
+    double* b = ws.get(kHiddenB, max_width_ * kBlock);
+    double* values = ws.get(kMembers, k * kBlock);
+    for (std::size_t e = 0; e < count; ++e)
+      for (std::size_t f = 0; f < d; ++f) z[f * kBlock + e] = x[(begin + e) * d + f];
+    Block block{count, d, z, nullptr, logdet, &ws};
+    preprocessing_->forward(block);  // the Jacobian (logdet) cancels in a ratio
+    // ReLU would turn a NaN from log/logit of an out-of-domain value into 0: catch it here.
+    for (std::size_t f = 0; f < d; ++f)
+      for (std::size_t e = 0; e < count; ++e)
+        if (std::isnan(z[f * kBlock + e]))
+          throw Error("event " + std::to_string(begin + e) + ", variable '" + features_[f] +
+                      "': value is outside the domain of the model's preprocessing (log/logit of a "
+                      "non-positive value?)");
+    for (std::size_t m = 0; m < k; ++m) {
+      const Member& member = members_[m];
+      const double* in = z;
+      double* out = a;
+      for (std::size_t l = 0; l < member.layers.size(); ++l) {
+        member.layers[l].apply(in, out, count, kBlock);
+        activate(member.activations[l], out, member.layers[l].out, count);
+        in = out;
+        out = out == a ? b : a;
+      }
+      double* row = values + m * kBlock;
+      for (std::size_t e = 0; e < count; ++e) {
+        const double v = in[e] + member.log_correction;
+        if (std::isnan(v))
+          throw Error("event " + std::to_string(begin + e) +
+                      ": log-ratio is NaN (non-finite weights in the model file?)");
+        row[e] = v;
+      }
+    }
+    sink(begin, count, values);
+  });
+}
+
+void RatioModel::log_ratio(const double* x, std::size_t n, double* out, int threads) const {
+  const std::size_t k = members_.size();
+  const bool mean_log = combination_ == "mean_log";
+  const double log_k = std::log(static_cast<double>(k));
+  evaluate(x, n, threads, [&](std::size_t begin, std::size_t count, const double* values) {
+    for (std::size_t e = 0; e < count; ++e) {
+      if (k == 1) {
+        out[begin + e] = values[e];
+        continue;
+      }
+      if (mean_log) {
+        double sum = 0.0;
+        for (std::size_t m = 0; m < k; ++m) sum += values[m * kBlock + e];
+        out[begin + e] = sum / static_cast<double>(k);
+      } else {  // log(mean_m exp(l_m)), shifted by the largest term
+        double top = values[e];
+        for (std::size_t m = 1; m < k; ++m) top = std::max(top, values[m * kBlock + e]);
+        double sum = 0.0;
+        for (std::size_t m = 0; m < k; ++m) sum += std::exp(values[m * kBlock + e] - top);
+        out[begin + e] = top + std::log(sum) - log_k;
+      }
+    }
+  });
+}
+
+void RatioModel::ratio(const double* x, std::size_t n, double* out, int threads) const {
+  log_ratio(x, n, out, threads);
+  for (std::size_t i = 0; i < n; ++i) out[i] = std::exp(out[i]);
+}
+
+void RatioModel::member_log_ratios(const double* x, std::size_t n, double* out, int threads) const {
+  const std::size_t k = members_.size();
+  evaluate(x, n, threads, [&](std::size_t begin, std::size_t count, const double* values) {
+    for (std::size_t e = 0; e < count; ++e)
+      for (std::size_t m = 0; m < k; ++m) out[(begin + e) * k + m] = values[m * kBlock + e];
+  });
+}
+
+}  // namespace rooml
