@@ -50,6 +50,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from rooml.models.flows import default_support
+from rooml.models._loop import run_epochs
 from rooml.models.preprocessing import Preprocessing
 from rooml.models.training import _resolve_device, _resolve_preprocessing
 
@@ -528,9 +529,6 @@ def _fit(d, config, kind, train, val, has_val, rng, dev, seed, epochs, batch_siz
     """Adam loop with early stopping; returns the best net (cpu, float32, eval), history, best epoch."""
     n_train = train[0].shape[0]
     devices = [dev.index or 0] if dev.type == "cuda" else []
-    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-    best, best_epoch, best_state, wait = math.inf, -1, None, 0
-    n_batches = max(1, math.ceil(n_train / batch_size))
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         net = RatioNet(d, config).to(dev)
@@ -540,38 +538,17 @@ def _fit(d, config, kind, train, val, has_val, rng, dev, seed, epochs, batch_siz
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, factor=float(lr_decay), patience=max(1, patience // 3) - 1, threshold=0.0
             )
-        bar = tqdm(range(epochs), desc=f"train ratio ({kind})", disable=not progress, leave=False)
-        for epoch in bar:
-            net.train()
-            total = torch.zeros((), dtype=torch.float64, device=dev)
-            for batch in np.array_split(rng.permutation(n_train), n_batches):
-                idx = torch.as_tensor(batch, device=dev)
-                yb, lb, wb = (t[idx] for t in train)
-                loss = (wb * _element_loss(kind, net(yb), lb)).sum() / len(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach().double() * len(batch)
-            net.eval()
-            train_loss = float(total) / float(train[2].double().sum())
-            val_loss = _mean_loss(net, kind, *val) if has_val else train_loss
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                raise RuntimeError(f"training diverged at epoch {epoch}: train {train_loss}, val {val_loss}")
-            history["train_loss"].append(train_loss)
-            history["val_loss"].append(val_loss)
-            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
-            if scheduler is not None:
-                scheduler.step(val_loss)
-            if val_loss < best:
-                best, best_epoch, wait = val_loss, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                wait += 1
-                if wait >= patience:
-                    break
-        bar.close()
-    if best_state is not None:
-        net.load_state_dict(best_state)
+
+        def batch_loss(idx):
+            yb, lb, wb = (t[idx] for t in train)
+            return (wb * _element_loss(kind, net(yb), lb)).sum() / len(idx)
+
+        history, best_epoch = run_epochs(
+            net, optimizer, batch_loss, (lambda: _mean_loss(net, kind, *val)) if has_val else None,
+            n_train=n_train, train_norm=float(train[2].double().sum()), rng=rng, device=dev, epochs=epochs,
+            batch_size=batch_size, patience=patience, desc=f"train ratio ({kind})", progress=progress,
+            scheduler=scheduler,
+        )
     return net.cpu().float().eval(), history, best_epoch
 
 

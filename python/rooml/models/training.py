@@ -9,8 +9,6 @@ receive).
 """
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,9 +16,9 @@ import numpy as np
 import torch
 from nflows.flows.base import Flow
 from nflows.nn.nets import ResidualNet
-from tqdm.auto import tqdm
 
 from rooml.models.flows import FlowConfig, TrainedFlow, _as_events, build_flow, default_support
+from rooml.models._loop import run_epochs
 from rooml.models.preprocessing import Preprocessing, build_preprocessing
 
 __all__ = ["fold_context_standardization", "train_flow"]
@@ -259,43 +257,17 @@ def _fit(
     w_mean = float(train[2].sum()) / n_train
     flow = build_flow(config).to(dev)
     optimizer = torch.optim.Adam(flow.parameters(), lr=lr, weight_decay=weight_decay)
-    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-    best, best_epoch, best_state, wait = math.inf, -1, None, 0
-    n_batches = max(1, math.ceil(n_train / batch_size))
     devices = [dev.index or 0] if dev.type == "cuda" else []
+
+    def batch_loss(idx):
+        yb, lb, wb, cb = (t[idx] if t is not None else None for t in train)
+        return _nll_sum(flow, yb, lb, wb, cb) / (w_mean * len(idx))
+
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        bar = tqdm(range(epochs), desc="train flow", disable=not progress, leave=False)
-        for epoch in bar:
-            flow.train()
-            total = torch.zeros((), dtype=torch.float64, device=dev)
-            for batch in np.array_split(rng.permutation(n_train), n_batches):
-                idx = torch.as_tensor(batch, device=dev)
-                yb, lb, wb, cb = (t[idx] if t is not None else None for t in train)
-                loss = _nll_sum(flow, yb, lb, wb, cb) / (w_mean * len(batch))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach().double() * len(batch)
-            flow.eval()
-            train_loss = float(total) / n_train
-            val_loss = _mean_nll(flow, *val) if n_val else train_loss
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                raise RuntimeError(
-                    f"training diverged at epoch {epoch}: train loss {train_loss}, val loss {val_loss}"
-                )
-            history["train_loss"].append(train_loss)
-            history["val_loss"].append(val_loss)
-            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
-            if val_loss < best:
-                best, best_epoch, wait = val_loss, epoch, 0
-                best_state = copy.deepcopy(flow.state_dict())
-            else:
-                wait += 1
-                if wait >= patience:
-                    break
-        bar.close()
-
-    if best_state is not None:
-        flow.load_state_dict(best_state)
+        history, best_epoch = run_epochs(
+            flow, optimizer, batch_loss, (lambda: _mean_nll(flow, *val)) if n_val else None,
+            n_train=n_train, train_norm=n_train, rng=rng, device=dev, epochs=epochs, batch_size=batch_size,
+            patience=patience, desc="train flow", progress=progress,
+        )
     return flow.cpu().float().eval(), history, best_epoch
