@@ -3,4 +3,8 @@
 #pragma link off all classes;
 #pragma link off all functions;
 #pragma link C++ class RooFlowPdf+;
+#pragma link C++ class RooEventColumn+;
+#pragma link C++ class RooInterpolatedDensity+;
+#pragma link C++ class RooNSBIYield+;
+#pragma link C++ class RooNSBIPdf+;
 #endif

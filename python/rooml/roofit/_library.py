@@ -29,5 +29,7 @@ def load_library():
     status = ROOT.gSystem.Load(str(path))
     if status < 0:
         raise RuntimeError(f"ROOT could not load {path} (gSystem.Load returned {status})")
+    # Declaring rooml::Error lets cppyy raise it with its message instead of a bare std::exception.
+    ROOT.gInterpreter.Declare('#include "rooml/error.h"')
     _loaded = True
     return ROOT
