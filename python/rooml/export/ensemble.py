@@ -22,12 +22,13 @@ from rooml.export._describe import describe_flow
 from rooml.export._graph import ExportFlow
 from rooml.export.onnx_file import (
     FORMAT_VERSION,
-    ExportValidationError,
     _attach_metadata,
     _json_bound,
     _n_context,
     _n_features,
     _trace,
+    check_agreement,
+    run_onnxruntime,
     write_atomic,
 )
 
@@ -145,18 +146,6 @@ def export_ensemble(
 
 
 def _validate(data: bytes, flat, rule: str, x, context, tolerance: float) -> None:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    feeds = {"x": np.asarray(x, dtype=np.float64)}
-    if context is not None:
-        feeds["context"] = np.asarray(context, dtype=np.float64)
-    got = session.run(["log_prob"], feeds)[0]
+    got = run_onnxruntime(data, x, context)[0]
     lps = np.stack([m.log_prob(np.asarray(x, dtype=np.float64), context) for m in flat], axis=1)
-    want = _combine(lps, rule)
-    worst = float(np.max(np.abs(got - want) / (1.0 + np.abs(want))))
-    if not np.isfinite(got).all() or worst > tolerance:
-        raise ExportValidationError(
-            f"onnxruntime and torch disagree on the exported ensemble: max |delta log_prob| / (1 + |log_prob|) "
-            f"= {worst:.3g} > {tolerance:g}"
-        )
+    check_agreement(got, _combine(lps, rule), tolerance, "ensemble")

@@ -32,9 +32,11 @@ __all__ = [
     "ExportValidationError",
     "ModelFileError",
     "UnsupportedModelError",
+    "check_agreement",
     "content_hash",
     "export_flow",
     "read_metadata",
+    "run_onnxruntime",
     "write_atomic",
 ]
 
@@ -293,22 +295,36 @@ def _torch_log_prob64(flow, pre, x, context):
     return lp + logdet
 
 
-def _validate(data: bytes, flow, pre, x, context, tolerance: float) -> None:
+def run_onnxruntime(data: bytes, x, context=None, outputs=("log_prob",)) -> list[np.ndarray]:
+    """Run an exported flow graph with onnxruntime's CPU provider (float64 inputs)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     feeds = {"x": np.asarray(x, dtype=np.float64)}
     if context is not None:
         feeds["context"] = np.asarray(context, dtype=np.float64)
-    got = session.run(["log_prob"], feeds)[0]
-    want = _torch_log_prob64(flow, pre, np.asarray(x, dtype=np.float64), context)
-    # float32 graph: compare relative to the size of the log-density
+    return session.run(list(outputs), feeds)
+
+
+def check_agreement(got: np.ndarray, want: np.ndarray, tolerance: float, what: str) -> None:
+    """Raise ExportValidationError unless |got - want| / (1 + |want|) <= tolerance everywhere (and finite).
+
+    The relative form suits log-densities and log-ratios, whose float32 network
+    error grows with their size.
+    """
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     worst = float(np.max(np.abs(got - want) / (1.0 + np.abs(want))))
     if not np.isfinite(got).all() or worst > tolerance:
         raise ExportValidationError(
-            f"onnxruntime and torch disagree on the exported flow: max |delta log_prob| / "
-            f"(1 + |log_prob|) = {worst:.3g} > {tolerance:g}"
+            f"onnxruntime and torch disagree on the exported {what}: max |delta| / (1 + |value|) = "
+            f"{worst:.3g} > {tolerance:g}"
         )
+
+
+def _validate(data: bytes, flow, pre, x, context, tolerance: float) -> None:
+    got = run_onnxruntime(data, x, context)[0]
+    want = _torch_log_prob64(flow, pre, np.asarray(x, dtype=np.float64), context)
+    check_agreement(got, want, tolerance, "flow")
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
