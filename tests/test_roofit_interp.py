@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from interp_reference import code5 as code5_factor
 from rooml.data import bbyy
 from rooml.roofit import (
     dataset_with_index,
@@ -89,24 +90,6 @@ def make_inputs(n, k, seed):
     low = nominal * rng.uniform(0.4, 1.2, (k, n))
     high = nominal * rng.uniform(0.8, 2.0, (k, n))
     return nominal, low, high
-
-
-def code5_factor(r_lo, r_hi, nu):
-    """Return code 5 from numpy: 1 + sum_{i=1..6} a_i nu^i matching r^nu to second order at +-1."""
-    r_lo, r_hi = np.asarray(r_lo, float), np.asarray(r_hi, float)
-    if nu >= 1:
-        return r_hi**nu
-    if nu <= -1:
-        return r_lo ** (-nu)
-    rows = []
-    for x in (1.0, -1.0):
-        rows.append([x**i for i in range(1, 7)])
-        rows.append([i * x ** (i - 1) for i in range(1, 7)])
-        rows.append([i * (i - 1) * x ** (i - 2) if i >= 2 else 0.0 for i in range(1, 7)])
-    lp, lm = np.log(r_hi), np.log(r_lo)
-    rhs = np.stack([r_hi - 1, r_hi * lp, r_hi * lp**2, r_lo - 1, -r_lo * lm, r_lo * lm**2])
-    a = np.linalg.solve(np.array(rows), rhs)
-    return 1 + sum(a[i - 1] * nu**i for i in range(1, 7))
 
 
 @pytest.fixture()

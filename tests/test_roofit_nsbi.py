@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from interp_reference import code5
 import rooml
 from rooml.data import offshell4l
 from rooml.roofit import (
@@ -53,24 +54,6 @@ def batch(ROOT, func, n, index_name="event_index"):
     out = np.empty(n)
     b.run(out)
     return out
-
-
-def code5(lo, hi, a):
-    """Return code 5 from numpy (polynomial matched to second order at +-1, exponential outside)."""
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    if a >= 1:
-        return hi**a
-    if a <= -1:
-        return lo ** (-a)
-    rows = []
-    for x in (1.0, -1.0):
-        rows.append([x**i for i in range(1, 7)])
-        rows.append([i * x ** (i - 1) for i in range(1, 7)])
-        rows.append([i * (i - 1) * x ** (i - 2) if i >= 2 else 0.0 for i in range(1, 7)])
-    lp, lm = np.log(hi), np.log(lo)
-    rhs = np.stack([hi - 1, hi * lp, hi * lp**2, lo - 1, -lo * lm, lo * lm**2])
-    c = np.linalg.solve(np.array(rows), rhs.reshape(6, -1)).reshape(rhs.shape)
-    return 1 + sum(c[i - 1] * a**i for i in range(1, 7))
 
 
 class Toy:

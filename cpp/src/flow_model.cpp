@@ -190,30 +190,8 @@ void FlowModel::check_inputs(const double* x, const double* context, std::size_t
   }
 }
 
-void FlowModel::member_log_prob(const double* x, const double* context, std::size_t n, double* out,
-                                int threads) const {
-  check_inputs(x, context, n);
-  const std::size_t d = n_features(), c = n_context(), m = members_.size();
-  const int workers = threads > 0 ? threads : default_threads();
-  std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
-  for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
-    Workspace& ws = spaces[worker];
-    double* z = ws.get(20, d * kBlock);
-    double* ctx = c ? ws.get(21, c * kBlock) : nullptr;
-    double* logdet = ws.get(22, kBlock);
-    double* lp = ws.get(23, kBlock);
-    for (std::size_t k = 0; k < m; ++k) {
-      load_block(x, context, d, c, begin, count, z, ctx, logdet);
-      Block block{count, d, z, ctx, logdet, &ws};
-      members_[k]->log_prob(block, lp);
-      for (std::size_t e = 0; e < count; ++e) out[(begin + e) * m + k] = lp[e];
-    }
-  });
-}
-
-void FlowModel::log_prob(const double* x, const double* context, std::size_t n, double* out, int threads,
-                         int bootstrap) const {
-  const auto [first, last] = member_range(bootstrap);
+void FlowModel::for_each_member_block(const double* x, const double* context, std::size_t n, int threads,
+                                      std::size_t first, std::size_t last, const MemberBlockFn& use) const {
   check_inputs(x, context, n);
   const std::size_t d = n_features(), c = n_context(), m = last - first;
   const int workers = threads > 0 ? threads : default_threads();
@@ -229,6 +207,25 @@ void FlowModel::log_prob(const double* x, const double* context, std::size_t n, 
       Block block{count, d, z, ctx, logdet, &ws};
       members_[first + k]->log_prob(block, lp + k * kBlock);
     }
+    use(begin, count, lp);
+  });
+}
+
+void FlowModel::member_log_prob(const double* x, const double* context, std::size_t n, double* out,
+                                int threads) const {
+  const std::size_t m = members_.size();
+  for_each_member_block(x, context, n, threads, 0, m, [&](std::size_t begin, std::size_t count, const double* lp) {
+    for (std::size_t k = 0; k < m; ++k)
+      for (std::size_t e = 0; e < count; ++e) out[(begin + e) * m + k] = lp[k * kBlock + e];
+  });
+}
+
+void FlowModel::log_prob(const double* x, const double* context, std::size_t n, double* out, int threads,
+                         int bootstrap) const {
+  const auto [first, last] = member_range(bootstrap);
+  const std::size_t m = last - first;
+  for_each_member_block(x, context, n, threads, first, last, [&](std::size_t begin, std::size_t count,
+                                                                 const double* lp) {
     for (std::size_t e = 0; e < count; ++e) {
       double value;
       if (m == 1) {

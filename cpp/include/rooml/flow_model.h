@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -78,6 +79,10 @@ class ROOML_API FlowModel {
   FlowModel();
   void check_inputs(const double* x, const double* context, std::size_t n) const;
   std::pair<std::size_t, std::size_t> member_range(int bootstrap) const;
+  /// Called per event block with the log p of members [first, last) (row k at lp + k * kBlock).
+  using MemberBlockFn = std::function<void(std::size_t begin, std::size_t count, const double* lp)>;
+  void for_each_member_block(const double* x, const double* context, std::size_t n, int threads,
+                             std::size_t first, std::size_t last, const MemberBlockFn& use) const;
 
   std::vector<std::string> features_, context_;
   std::vector<double> low_, high_;

@@ -3,13 +3,26 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["run_epochs"]
+__all__ = ["run_epochs", "torch_threads"]
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with torch using ``n`` threads (None: leave as is); restore the setting afterwards."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def run_epochs(

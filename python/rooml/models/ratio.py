@@ -50,7 +50,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from rooml.models.flows import default_support
-from rooml.models._loop import run_epochs
+from rooml.models._loop import run_epochs, torch_threads
 from rooml.models.preprocessing import Preprocessing
 from rooml.models.training import _resolve_device, _resolve_preprocessing
 
@@ -498,16 +498,11 @@ def train_ratio(
 
     train = tensors(order[n_val:])
     val = tensors(order[:n_val]) if n_val else train
-    previous = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    try:
+    with torch_threads(num_threads):
         net, history, best_epoch = _fit(
             x.shape[1], config, loss, train, val, bool(n_val), rng, dev, seed,
             epochs, batch_size, lr, weight_decay, patience, lr_decay, progress,
         )  # fmt: skip
-    finally:
-        torch.set_num_threads(previous)
     support = list(support) if support is not None else default_support(x, pre, support_margin)
     return TrainedRatio(
         net=net, config=config, preprocessing=pre, features=names, support=support,

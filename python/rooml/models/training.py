@@ -18,7 +18,7 @@ from nflows.flows.base import Flow
 from nflows.nn.nets import ResidualNet
 
 from rooml.models.flows import FlowConfig, TrainedFlow, _as_events, build_flow, default_support
-from rooml.models._loop import run_epochs
+from rooml.models._loop import run_epochs, torch_threads
 from rooml.models.preprocessing import Preprocessing, build_preprocessing
 
 __all__ = ["fold_context_standardization", "train_flow"]
@@ -212,15 +212,10 @@ def train_flow(
     train = tensors(order[n_val:])
     val = tensors(order[:n_val]) if n_val else train
 
-    previous_threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    try:
+    with torch_threads(num_threads):
         flow, history, best_epoch = _fit(
             config, train, val, n_val, rng, dev, epochs, batch_size, lr, weight_decay, patience, progress
         )
-    finally:
-        torch.set_num_threads(previous_threads)
     if config.context:
         fold_context_standardization(flow, c_mean, c_scale)
     support = list(support) if support is not None else default_support(x, pre, support_margin)
