@@ -34,5 +34,9 @@ pip install numpy scipy nflows onnx onnxruntime uproot awkward scikit-learn "das
   matplotlib mplhep tqdm
 
 echo "rooml: building and installing rooml (C++ core, pybind11 module, libRooML)"
+# One build at a time: the build directory and site-packages are shared.
+exec 9>"$repo/.venv/.rooml-install.lock"
+flock 9
 pip install --no-build-isolation --no-deps .
+flock -u 9
 "$py" -c "import rooml, rooml._core; print('rooml', rooml.__version__, 'ready in .venv')"

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 __all__ = ["build_parser", "main"]
+
+# Modules that register a sub-command through ``add_parser(subparsers)``.
+_SUBCOMMAND_MODULES = (
+    "rooml.data.cli",
+)
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -52,12 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed")
     demo.set_defaults(func=_demo)
 
-    try:
-        from rooml.data.cli import add_parser as add_data_parser
-    except ImportError:  # pragma: no cover - data module always ships
-        add_data_parser = None
-    if add_data_parser is not None:
-        add_data_parser(sub)
+    for module in _SUBCOMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
