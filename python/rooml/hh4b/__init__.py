@@ -1,0 +1,17 @@
+"""The HH -> 4b data-driven background workflow on the ``rooml.data.hh4b`` generator.
+
+Two background methods (DESIGN.md method 3) and the synthetic-dataset method
+for their systematic uncertainties:
+
+* :mod:`rooml.hh4b.interpolation` -- GP mass plane + conditional kinematics flow;
+* :mod:`rooml.hh4b.reweighting` -- exponential-loss reweighting from 2b to 4b;
+* :mod:`rooml.hh4b.mixing` -- hemisphere-mixed synthetic datasets;
+* :mod:`rooml.hh4b.validation` -- yields and chi2 tables in the validation regions.
+
+Every method returns a :class:`~rooml.hh4b.prediction.Prediction`.
+"""
+from __future__ import annotations
+
+from rooml.hh4b.prediction import Prediction
+
+__all__ = ["Prediction"]
