@@ -7,6 +7,7 @@ namespace py = pybind11;
 
 void bind_flow(py::module_& m);
 void bind_ratio(py::module_& m);
+void bind_gp(py::module_& m);
 void bind_interpolation(py::module_& m);
 void bind_threads(py::module_& m);
 
@@ -16,5 +17,6 @@ PYBIND11_MODULE(_core, m) {
   bind_threads(m);
   bind_flow(m);
   bind_ratio(m);
+  bind_gp(m);
   bind_interpolation(m);
 }

@@ -26,22 +26,27 @@ def load(path):
 
     Returns
     -------
-    rooml._core.FlowModel or rooml._core.RatioModel
+    rooml._core.FlowModel, rooml._core.RatioModel or rooml._core.GPMassPlane
         A flow: ``.log_prob(x, context=None)`` on numpy arrays (float64, events x
         features), ``.sample(n, context=None, seed=0)``, ``.features``,
         ``.context``.  A ratio model (metadata kind ``"ratio"``):
-        ``.log_ratio(x)``, ``.ratio(x)``, ``.member_log_ratios(x)``.  Bad files
+        ``.log_ratio(x)``, ``.ratio(x)``, ``.member_log_ratios(x)``.  A GP mass
+        plane (kind ``"gp_massplane"``, :class:`rooml._core.GPMassPlane`):
+        ``.mean_counts(x)``, ``.std_counts(x)``, ``.density(x)``.  Bad files
         and bad inputs raise ``ValueError`` naming the problem.
     """
     from rooml import _core
 
-    if _model_kind(path) == "ratio":
+    kind = _model_kind(path)
+    if kind == "ratio":
         return _core.RatioModel.from_file(str(path))
+    if kind == "gp_massplane":
+        return _core.GPMassPlane.from_file(str(path))
     return _core.FlowModel.from_file(str(path))
 
 
 def _model_kind(path) -> str | None:
-    """The ``kind`` in a model file's rooml metadata, or None if it cannot be read (the core then says why)."""
+    """Return the ``kind`` in a model file's rooml metadata, or None if unreadable (the core says why)."""
     import json
 
     import onnx

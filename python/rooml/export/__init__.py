@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rooml.export._describe import UnsupportedModelError
 from rooml.export.ensemble import export_ensemble
+from rooml.export.gp import export_gp_massplane, export_gp_per_year
 from rooml.export.onnx_file import (
     ExportValidationError,
     ModelFileError,
@@ -17,6 +18,8 @@ __all__ = [
     "UnsupportedModelError",
     "export_ensemble",
     "export_flow",
+    "export_gp_massplane",
+    "export_gp_per_year",
     "read_metadata",
     "export_ratio",
 ]

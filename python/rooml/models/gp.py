@@ -296,6 +296,24 @@ class MassPlaneGP:
             return mean.reshape(self.shape), std.reshape(self.shape)
         return mean, std
 
+    def predict_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted counts per bin and their GP standard deviation at arbitrary points.
+
+        Parameters
+        ----------
+        points : numpy.ndarray
+            ``(k, 2)`` masses ``(m1, m2)`` in GeV (bin centres reproduce :meth:`predict`).
+
+        Returns
+        -------
+        mean_counts, std_counts : numpy.ndarray
+            ``(k,)`` each; the smooth function whose values at the bin centres
+            :meth:`predict` returns (this is what :func:`rooml.export.export_gp_massplane` exports).
+        """
+        points = np.asarray(points, float).reshape(-1, 2)
+        f, std = self.regressor.predict(points, return_std=True)
+        return self._to_counts(points, f), std * self.scale
+
     def predicted_yield(self, region: Region = "SR") -> tuple[float, float]:
         """Predicted total count in a region and its GP uncertainty (full bin-to-bin covariance).
 
