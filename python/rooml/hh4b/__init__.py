@@ -12,6 +12,18 @@ Every method returns a :class:`~rooml.hh4b.prediction.Prediction`.
 """
 from __future__ import annotations
 
+from rooml.hh4b.mixing import HemisphereLibrary, MixingStudy, build_library, mix, study_method
 from rooml.hh4b.prediction import Prediction
+from rooml.hh4b.reweighting import Reweighter, reweighting_method, train_reweighting
 
-__all__ = ["Prediction"]
+__all__ = [
+    "HemisphereLibrary",
+    "MixingStudy",
+    "Prediction",
+    "Reweighter",
+    "build_library",
+    "mix",
+    "reweighting_method",
+    "study_method",
+    "train_reweighting",
+]
