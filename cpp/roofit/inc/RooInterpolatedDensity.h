@@ -92,6 +92,8 @@ public:
 protected:
    double evaluate() const override;
    void doEval(RooFit::EvalContext &ctx) const override;
+   std::unique_ptr<RooAbsArg>
+   compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileContext &ctx) const override;
 
 private:
    void check() const;

@@ -83,6 +83,8 @@ public:
    TObject *clone(const char *newname = nullptr) const override { return new RooNSBIPdf(*this, newname); }
 
    bool selfNormalized() const override { return true; }
+   std::unique_ptr<RooAbsArg>
+   compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileContext &ctx) const override;
    ExtendMode extendMode() const override { return CanBeExtended; }
    double expectedEvents(const RooArgSet *nset) const override;
    std::unique_ptr<RooAbsReal> createExpectedEventsFunc(const RooArgSet *nset) const override;

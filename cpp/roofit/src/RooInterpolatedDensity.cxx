@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "EventInputs.h"
 #include "rooml/error.h"
 #include "rooml/interpolation.h"
 
@@ -352,4 +353,14 @@ double RooInterpolatedDensity::analyticalIntegral(Int_t code, const char *rangeN
    if (dynamic_cast<const RooAbsPdf *>(&nominal))
       return 1.0;
    return nominal.analyticalIntegral(code, rangeName);
+}
+
+std::unique_ptr<RooAbsArg>
+RooInterpolatedDensity::compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileContext &ctx) const
+{
+   // The vectorized backend compiles with the dataset's observables: refuse a dataset without the nominal's.
+   const std::string missing = rooml_roofit::missingObservable(_nominal.arg(), normSet, "the nominal density");
+   if (!missing.empty())
+      fail(missing);
+   return RooAbsPdf::compileForNormSet(normSet, ctx);
 }

@@ -4,11 +4,15 @@
 #include <RooFit/EvalContext.h>
 #include <RooMsgService.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <string>
 
+#include "EventInputs.h"
 #include "rooml/error.h"
 #include "rooml/interpolation.h"
 
@@ -85,6 +89,19 @@ std::string checkCommon(std::size_t nCoefs, const std::vector<double> &yields, c
       }
    }
    return {};
+}
+
+/// True when every value is finite and > 0: one branch-free pass over the bits (a positive finite double has
+/// bits in [1, 0x7FEFFFFFFFFFFFFF]); the per-event loop that names a bad event runs only when this fails.
+bool allPositiveFinite(std::span<const double> s)
+{
+   std::uint64_t bad = 0;
+   for (double v : s) {
+      std::uint64_t bits;
+      std::memcpy(&bits, &v, sizeof bits);
+      bad |= static_cast<std::uint64_t>(bits - 1 >= 0x7FEFFFFFFFFFFFFFULL);
+   }
+   return bad == 0;
 }
 
 std::vector<double> valuesOf(const RooArgList &list)
@@ -476,12 +493,14 @@ void RooNSBIPdf::doEval(RooFit::EvalContext &ctx) const
       return owned.back().data();
    };
    auto checkSpan = [&](std::span<const double> s, std::size_t j, long k, int side) {
+      if (allPositiveFinite(s))
+         return;
       for (std::size_t e = 0; e < s.size(); ++e) {
          if (!(std::isfinite(s[e]) && s[e] > 0))
             checkRatio(s[e], j, k, side, s.size() == 1 ? -1 : static_cast<long>(e));
       }
    };
-   std::vector<double> ones, g;
+   std::vector<double> ones, g, fm1;
    std::vector<const double *> lo, hi;
    std::vector<double> a;
    std::vector<int> codes;
@@ -513,12 +532,26 @@ void RooNSBIPdf::doEval(RooFit::EvalContext &ctx) const
             out[e] += cj * r[e];
          continue;
       }
-      if (ones.empty()) {
-         ones.assign(n, 1.0);
-         g.resize(n);
+      // g_j(x, alpha) for all events.  When every parameter of the process has code 5 and |alpha| < 1 (what
+      // Minuit mostly sees), the vectorized kernel works on the ratios directly (no nominal of ones to divide by),
+      // folded into g exactly as combine() does (g += g (f - 1)); otherwise combine(), whose loops have the code
+      // and the value hoisted.
+      const bool fast = std::all_of(codes.begin(), codes.end(), [](int code) { return code == interp::kPoly6Exp; }) &&
+                        std::all_of(a.begin(), a.end(), [](double x) { return x > -1.0 && x < 1.0; });
+      g.assign(n, 1.0);
+      if (fast) {
+         fm1.resize(n);
+         for (std::size_t k = 0; k < lo.size(); ++k) {
+            interp::detail::poly6_exp_unit_minus_one(nullptr, lo[k], hi[k], a[k], n, fm1.data());
+            for (std::size_t e = 0; e < n; ++e)
+               g[e] += g[e] * fm1[e];
+         }
+      } else {
+         if (ones.empty())
+            ones.assign(n, 1.0);
+         interp::combine_unchecked(ones.data(), lo.data(), hi.data(), a.data(), codes.data(), lo.size(), n,
+                                   g.data());
       }
-      // g_j(x, alpha) for all events: the kernel loops over events with the parameter's code and value hoisted.
-      interp::combine_unchecked(ones.data(), lo.data(), hi.data(), a.data(), codes.data(), lo.size(), n, g.data());
       for (std::size_t e = 0; e < n; ++e)
          out[e] += cj * r[e] * g[e];
    }
@@ -536,4 +569,17 @@ void RooNSBIPdf::doEval(RooFit::EvalContext &ctx) const
           << first << ", value " << interp::detail::num(out[first]) << ")";
       logEvalError(msg.str().c_str());
    }
+}
+
+std::unique_ptr<RooAbsArg>
+RooNSBIPdf::compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileContext &ctx) const
+{
+   // The vectorized backend compiles with the dataset's observables: refuse a dataset without the per-event index.
+   for (std::size_t j = 0; j < _ratios.size(); ++j) {
+      const std::string missing =
+         rooml_roofit::missingObservable(_ratios[j], normSet, "per-event ratio r_" + std::to_string(j));
+      if (!missing.empty())
+         fail(missing);
+   }
+   return RooAbsPdf::compileForNormSet(normSet, ctx);
 }
