@@ -43,7 +43,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from rooml.data import Sample, concatenate, hh4b
-from rooml.hh4b._fanout import fan_out, task_seed
+from rooml._fanout import fan_out, task_seed
 from rooml.hh4b.prediction import Prediction
 
 __all__ = [

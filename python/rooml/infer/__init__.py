@@ -2,17 +2,48 @@
 from __future__ import annotations
 
 from rooml.infer.fit import FitResult, FittedParameter, create_nll, fit, minimize
+from rooml.infer.impacts import Impact, Impacts, Pull, impacts, plot_ranking, pulls
+from rooml.infer.limits import (
+    UpperLimit,
+    asimov_dataset,
+    asymptotic_cls,
+    asymptotic_upper_limit,
+    expected_sqrt_q,
+)
+from rooml.infer.neyman import Belt, belt_from_statistics, coverage, neyman_belt
 from rooml.infer.scan import Envelope, ScanResult, discovery_significance, envelope, profile_scan
+from rooml.infer.spurious import SpuriousSignal, spurious_signal
+from rooml.infer.toys import ToyResults, positive_reference_weights, run_toys
 
 __all__ = [
+    "Belt",
     "Envelope",
     "FitResult",
     "FittedParameter",
+    "Impact",
+    "Impacts",
+    "Pull",
     "ScanResult",
+    "SpuriousSignal",
+    "ToyResults",
+    "UpperLimit",
+    "asimov_dataset",
+    "asymptotic_cls",
+    "asymptotic_upper_limit",
+    "belt_from_statistics",
+    "coverage",
+    "expected_sqrt_q",
     "create_nll",
     "discovery_significance",
     "envelope",
     "fit",
+    "impacts",
     "minimize",
+    "neyman_belt",
+    "plot_ranking",
+    "positive_reference_weights",
     "profile_scan",
+    "pulls",
+    "run_toys",
+    "spurious_signal",
 ]
