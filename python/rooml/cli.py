@@ -10,6 +10,7 @@ __all__ = ["build_parser", "main"]
 # Modules that register a sub-command through ``add_parser(subparsers)``.
 _SUBCOMMAND_MODULES = (
     "rooml.data.cli",
+    "rooml.combine_cli",
 )
 
 
