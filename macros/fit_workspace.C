@@ -1,7 +1,9 @@
-// Refit the rooml demo workspace in pure ROOT.
+// Refit a two-flow yield workspace (pdf "model" = n_s * signal + n_b * background, data "data") in pure ROOT,
+// e.g. the one rooml.demo.slice.write_workspace writes (tests/test_roofit_flow.py).  For the HI-SIGMA
+// workspace of `rooml demo` use macros/fit_hisigma.C.
 //
 //   export LD_LIBRARY_PATH=$(rooml config --libdir):$LD_LIBRARY_PATH
-//   root -b -q 'macros/fit_workspace.C("rooml_output/workspace.root")'
+//   root -b -q 'macros/fit_workspace.C("ws.root")'
 //
 // The workspace is self-contained: the RooFlowPdf objects carry their networks.
 #include <RooAbsPdf.h>

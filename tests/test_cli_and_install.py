@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-
 import rooml
 from rooml import _paths
 from rooml.cli import main
 
 ROOML = Path(sys.executable).with_name("rooml")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_config_prints_existing_directories(capsys):
@@ -40,15 +43,57 @@ def test_errors_become_messages_not_tracebacks(tmp_path, capsys):
     assert target.read_text() == "keep me"
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    out = subprocess.run([str(ROOML), "demo", "-o", str(tmp_path), "--events", "3000", "--epochs", "3"],
+DEMO_OPTIONS = ["--events", "6000", "--epochs", "2", "--bootstraps", "2", "--signal", "300",
+                "--background", "3000", "--scan-points", "5", "--normalization-samples", "20000", "--serial"]
+FIT_LINE = re.compile(r"ROOML_FIT mu=(\S+) mu_err=(\S+) nll=(\S+) status=(\d+)")
+SCAN_LINE = re.compile(r"ROOML_SCAN mu=(\S+) t=(\S+)")
+
+
+def _macro_output(command: list[str]) -> tuple[list[float], np.ndarray]:
+    env = dict(os.environ, LD_LIBRARY_PATH=f"{_paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    fit = FIT_LINE.search(out.stdout)
+    assert fit, out.stdout[-2000:] + out.stderr[-2000:]
+    scan = np.array([[float(v) for v in m] for m in SCAN_LINE.findall(out.stdout)])
+    return [float(v) for v in fit.groups()], scan
+
+
+def test_demo_runs_end_to_end_and_macros_refit_it(tmp_path):
+    """A reduced HI-SIGMA demo; then macros/fit_hisigma.C and .py refit its workspace in plain ROOT."""
+    out = subprocess.run([str(ROOML), "demo", "-o", str(tmp_path), *DEMO_OPTIONS],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "exact pdfs" in out.stdout
+    assert "envelope interval" in out.stdout and "Z0" in out.stdout
     result = json.loads((tmp_path / "fit_result.json").read_text())
-    assert result["flow"]["status"] == 0 and result["truth"]["status"] == 0
-    for name in ("workspace.root", "projections.png", "signal.onnx", "background.onnx"):
+    assert result["fit"]["status"] == 0
+    mu_hat, sigma = result["mu_hat"], result["mu_error"]
+    assert 0.05 < sigma < 0.5  # 300 signal on 3000 background: sigma(mu) ~ 0.1
+    assert abs(mu_hat - 1.0) < 4 * sigma
+    assert abs(result["fit"]["parameters"]["nu_pt_bb"]["value"]) < 4  # the constrained NP stays in range
+    lo, hi = result["envelope"]["interval"]
+    assert len(result["envelope"]["mu_hats"]) == 2 and all(lo < m < hi for m in result["envelope"]["mu_hats"])
+    assert result["z0"] > 3
+    for name in ("workspace.root", "projections.png", "scan.png", "pulls.png", "signal_nominal.onnx",
+                 "background_high.onnx"):
         assert (tmp_path / name).stat().st_size > 0
+    again = subprocess.run([str(ROOML), "demo", "-o", str(tmp_path), *DEMO_OPTIONS], capture_output=True,
+                           text=True)
+    assert again.returncode == 2 and "--force" in again.stderr  # never overwrites without being asked
+
+    workspace = str(tmp_path / "workspace.root")
+    root = Path(sys.executable).with_name("root")
+    (c_mu, c_err, c_nll, c_status), c_scan = _macro_output(
+        [str(root), "-l", "-b", "-q", f'macros/fit_hisigma.C("{workspace}", 5)'])
+    (p_mu, p_err, _, p_status), p_scan = _macro_output(
+        [sys.executable, "macros/fit_hisigma.py", workspace, "--points", "5"])
+    assert c_status == 0 and p_status == 0
+    assert c_mu == pytest.approx(mu_hat, abs=0.02 * sigma)  # Minuit tolerance (EDM 1e-5 on the NLL)
+    assert c_err == pytest.approx(sigma, rel=0.02)
+    assert c_nll == pytest.approx(result["fit"]["nll"], abs=2e-3)
+    assert p_mu == pytest.approx(c_mu, abs=1e-3 * sigma) and p_err == pytest.approx(c_err, rel=1e-3)
+    np.testing.assert_allclose(p_scan, c_scan, atol=1e-3)
+    assert c_scan.shape == (5, 2) and c_scan[2, 1] == pytest.approx(0.0, abs=1e-3)
+    assert 2.5 < c_scan[0, 1] < 6.5 and 2.5 < c_scan[-1, 1] < 6.5  # t ~ 4 at mu_hat -+ 2 sigma
 
 
 CPP_PROGRAM = r"""

@@ -36,7 +36,10 @@ def _config(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from rooml.demo import run_demo
 
-    run_demo(output=args.output, events=args.events, epochs=args.epochs, seed=args.seed)
+    run_demo(output=args.output, signal=args.signal, background=args.background, events=args.events,
+             epochs=args.epochs, bootstraps=args.bootstraps, members=args.members, seed=args.seed,
+             scan_points=args.scan_points, normalization_samples=args.normalization_samples, force=args.force,
+             parallel=not args.serial)
     return 0
 
 
@@ -52,11 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--libs", action="store_true", help="linker flags for libRooML")
     config.set_defaults(func=_config)
 
-    demo = sub.add_parser("demo", help="train, export and fit the end-to-end demonstration")
-    demo.add_argument("-o", "--output", default="rooml_output", help="output directory (plots, workspace)")
-    demo.add_argument("--events", type=int, default=None, help="training events per sample")
-    demo.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
+    demo = sub.add_parser("demo", help="HI-SIGMA end to end: train bbyy flows, export, fit, scan, plot")
+    demo.add_argument("-o", "--output", default="rooml_output", help="output directory")
+    demo.add_argument("--events", type=int, default=60_000, help="simulated background events for training "
+                      "(sidebands kept); the signal flow gets a third as many")
+    demo.add_argument("--epochs", type=int, default=12, help="maximum training epochs")
+    demo.add_argument("--bootstraps", type=int, default=3, help="bootstrap models D per process")
+    demo.add_argument("--members", type=int, default=1, help="seeds K per bootstrap model")
+    demo.add_argument("--signal", type=float, default=200.0, help="signal events injected in the mock data")
+    demo.add_argument("--background", type=float, default=40_000.0, help="background events in the mock data")
+    demo.add_argument("--scan-points", type=int, default=13, help="minimum points per mu scan (grid: bootstrap fits -+ 2.5 sigma)")
+    demo.add_argument("--normalization-samples", type=int, default=100_000,
+                      help="simulated events per process for the systematic's normalization N(nu)")
     demo.add_argument("--seed", type=int, default=1, help="random seed")
+    demo.add_argument("--serial", action="store_true", help="train in this process instead of a Dask cluster")
+    demo.add_argument("--force", action="store_true", help="overwrite the outputs of an earlier demo in -o")
     demo.set_defaults(func=_demo)
 
     for module in _SUBCOMMAND_MODULES:

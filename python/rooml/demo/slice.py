@@ -14,7 +14,9 @@ import numpy as np
 
 from rooml.demo import toy2d
 
-__all__ = ["FitResult", "fit_yields", "make_dataset", "train_and_export", "build_flow_model", "write_workspace"]
+__all__ = [
+    "FitResult", "fit_yields", "make_dataset", "train_and_export", "build_flow_model", "write_workspace",
+]
 
 
 @dataclass
@@ -52,7 +54,7 @@ def train_and_export(outdir: Path, events: int, epochs: int, seed: int, progress
 
 
 def make_dataset(n_signal: int, n_background: int, seed: int) -> np.ndarray:
-    """A toy dataset (shape (N, 2)) with Poisson-fluctuated signal and background counts."""
+    """Return a toy dataset (shape (N, 2)) with Poisson-fluctuated signal and background counts."""
     rng = np.random.default_rng(seed)
     ns, nb = rng.poisson(n_signal), rng.poisson(n_background)
     xy = np.concatenate([toy2d.sample("signal", ns, rng), toy2d.sample("background", nb, rng)])
@@ -87,7 +89,7 @@ def _extended_sum(signal, background, n_total: int, keep):
 
 
 def fit_yields(model, data) -> FitResult:
-    """Extended unbinned ML fit of ``model`` to ``data`` with Minuit2 + Hesse."""
+    """Run an extended unbinned ML fit of ``model`` to ``data`` with Minuit2 + Hesse."""
     import ROOT
 
     result = model.fitTo(data, ROOT.RooFit.Extended(True), ROOT.RooFit.Save(True),
@@ -114,7 +116,7 @@ def build_flow_model(paths: dict, xy: np.ndarray):
 
 
 def build_truth_model(xy: np.ndarray):
-    """The same extended model with the exact toy2d densities as RooFit pdfs."""
+    """Build the same extended model with the exact toy2d densities as RooFit pdfs."""
     keep: list = []
     x, y = _variables(keep)
     sig = toy2d.roofit_truth(x, y, "signal", keep)

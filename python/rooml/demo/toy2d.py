@@ -46,7 +46,7 @@ def sample(process: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def roofit_truth(x, y, process: str, keep: list):
-    """The exact density of ``process`` as a RooFit pdf in ``x``, ``y`` (RooMultiVarGaussian mixture)."""
+    """Build the exact density of ``process`` in ``x``, ``y`` (RooMultiVarGaussian mixture)."""
     import ROOT
 
     pdfs, fracs = ROOT.RooArgList(), ROOT.RooArgList()
