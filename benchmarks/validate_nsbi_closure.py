@@ -13,12 +13,15 @@ Poisson-bootstrap toys (--bootstrap): one large sample of M events from the
 truth, each toy giving every event a weight w ~ Pois(nu / M), fitted as a
 weighted dataset (weights are multiplicities: SumW2Error(False)).  Bootstrap
 toys scatter around the large sample's own best fit, not around the truth, so
-their pulls are also given relative to that fit (the "centre").  --shape-normalization
+their pulls are also given relative to that fit (the "centre"), and those are the
+ones judged.  Each criterion of the issue (mean pull within 3/sqrt(n_toys) of 0,
+width within 10% of 1) is printed with PASS or FAIL; --minos also judges the
+pulls with the Minos error on the side of the truth.  --shape-normalization
 off reproduces the papers' likelihood (no renormalization of the interpolated
 shapes); on (default) normalizes them with a reference SBI sample.
 
     .venv/bin/python benchmarks/validate_nsbi_closure.py [--toys 100] [--alpha 0.5] [--lumi 10]
-        [--shape-normalization on|off] [--bootstrap]
+        [--shape-normalization on|off] [--bootstrap] [--minos]
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import time
 import numpy as np
 from rooml.data import offshell4l
 from rooml.roofit import dataset_with_index, index_variable, load_library, nsbi_model, update_event_inputs
+from tqdm.auto import tqdm
+from validate_hisigma_closure import print_checks, pull_checks  # same folder: run as a script
 
 PROCESSES = ("S", "SBI", "B")
 COEFFICIENTS = {"S": "mu - sqrt(mu)", "SBI": "sqrt(mu)", "B": "1 - sqrt(mu)"}
@@ -42,17 +47,15 @@ def inputs(x):
     return ratios, shape
 
 
-def summary(name: str, pulls: np.ndarray) -> str:
-    """One line: mean pull with its error, and the width of the pulls."""
-    n = len(pulls)
-    return (
-        f"{name:6s} pull mean {pulls.mean():+.3f} +- {pulls.std(ddof=1) / np.sqrt(n):.3f}   "
-        f"width {pulls.std(ddof=1):.3f}"
-    )
+def minos_towards(var, truth: float) -> float:
+    """Return the Minos error of ``var`` on the side of ``truth`` (Hesse's when Minos did not run)."""
+    if not var.hasAsymError():
+        return var.getError()
+    return var.getErrorHi() if var.getVal() < truth else -var.getErrorLo()
 
 
-def main() -> None:
-    """Run the toys and print the pull summary."""
+def main() -> int:
+    """Run the toys, print the pull summary with PASS/FAIL; return 0 when every criterion passes."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -70,6 +73,7 @@ def main() -> None:
     )
     parser.add_argument("--bootstrap-factor", type=int, default=50, help="M / nu for --bootstrap")
     parser.add_argument("--bootstrap", action="store_true", help="Poisson-bootstrap toys of one large sample")
+    parser.add_argument("--minos", action="store_true", help="also judge the pulls with Minos errors")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -139,7 +143,7 @@ def main() -> None:
         centre = (mu.getVal(), alpha.getVal())
         update_event_inputs(model, r0, shape0)
     fits, failed, t_fit = [], 0, 0.0
-    for i in range(args.toys):
+    for i in tqdm(range(args.toys), desc="NSBI closure toys"):
         (r, shape), w, n = (r0, shape0), w0, n0
         if i:
             (r, shape), w, n = toy(i)
@@ -156,13 +160,16 @@ def main() -> None:
         ]
         if w is not None:
             opts.append(ROOT.RooFit.SumW2Error(False))
+        if args.minos:
+            opts.append(ROOT.RooFit.Minos(ROOT.RooArgSet(mu, alpha)))
         t0 = time.perf_counter()
         res = model["pdf"].fitTo(data, *opts)
         t_fit += time.perf_counter() - t0
         if res.status() != 0 or res.covQual() < 2:
             failed += 1
             continue
-        fits.append((mu.getVal(), mu.getError(), alpha.getVal(), alpha.getError(), n))
+        fits.append((mu.getVal(), mu.getError(), alpha.getVal(), alpha.getError(), n,
+                     minos_towards(mu, centre[0]), minos_towards(alpha, centre[1])))
     fits = np.array(fits)
     print(
         f"offshell4l NSBI closure: {args.toys} {'Poisson-bootstrap' if big is not None else 'Poisson'} toys, "
@@ -170,17 +177,26 @@ def main() -> None:
         f"shape normalization {args.shape_normalization}; {failed} failed fits; "
         f"{t_fit / args.toys:.2f} s per fit"
     )
-    print(summary("mu", (fits[:, 0] - args.mu) / fits[:, 1]))
-    print(summary("alpha", (fits[:, 2] - args.alpha) / fits[:, 3]))
+    print(
+        f"mean errors: mu {fits[:, 1].mean():.4f}, alpha {fits[:, 3].mean():.4f}; spread of the estimates: "
+        f"std(mu-hat) {fits[:, 0].std(ddof=1):.4f}, std(alpha-hat) {fits[:, 2].std(ddof=1):.4f}"
+    )
     if big is not None:
+        print(f"(around the truth: mu pull mean {np.mean((fits[:, 0] - args.mu) / fits[:, 1]):+.3f}, "
+              f"alpha pull mean {np.mean((fits[:, 2] - args.alpha) / fits[:, 3]):+.3f})")
         print(
             f"bootstrap centre (fit of all {len(big)} events): mu {centre[0]:.4f}, alpha {centre[1]:.4f}; "
             "pulls around it:"
         )
-        print(summary("mu", (fits[:, 0] - centre[0]) / fits[:, 1]))
-        print(summary("alpha", (fits[:, 2] - centre[1]) / fits[:, 3]))
-    print(f"mean errors: mu {fits[:, 1].mean():.4f}, alpha {fits[:, 3].mean():.4f}")
+    checks = pull_checks("mu", (fits[:, 0] - centre[0]) / fits[:, 1])
+    checks += pull_checks("alpha", (fits[:, 2] - centre[1]) / fits[:, 3])
+    if args.minos:
+        checks += pull_checks("mu/M", (fits[:, 0] - centre[0]) / fits[:, 5])
+        checks += pull_checks("alpha/M", (fits[:, 2] - centre[1]) / fits[:, 6])
+    passed = print_checks(checks)
+    print("closure: PASS" if passed else "closure: FAIL")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -107,3 +107,29 @@ def test_dataset_without_the_index(roofit, idx):
     with pytest.raises(Exception, match="the nominal density \\('nom'\\) depends on none of the dataset's"):
         pdf.createNLL(data, ROOT.RooFit.EvalBackend("cpu"))
     assert np.isfinite(pdf.createNLL(good, ROOT.RooFit.EvalBackend("cpu")).getVal())
+
+
+def test_flow_dataset_without_a_feature(roofit, tmp_path):
+    """A RooFlowPdf fitted to data without one of its features is refused by name (no silent conditional)."""
+    from flow_factory import random_flow
+    from rooml.export import export_flow
+
+    ROOT = roofit
+    rng = np.random.default_rng(5)
+    path = export_flow(random_flow("coupling", features=2), tmp_path / "f.onnx", features=["a", "b"],
+                       reference_inputs=(rng.normal(size=(32, 2)), None))
+    a, b = ROOT.RooRealVar("a", "a", 0, -5, 5), ROOT.RooRealVar("b", "b", 0, -5, 5)
+    pdf = ROOT.RooFlowPdf("flow", "flow", ROOT.RooArgList(a, b), ROOT.RooArgList(), str(path))
+    values = rng.normal(size=(50, 2))
+    only_a = ROOT.RooDataSet.from_numpy({"a": values[:, 0]}, ROOT.RooArgSet(a))
+    want = "RooFlowPdf 'flow': feature 1 \\('b'\\) is not an observable of the dataset"
+    with pytest.raises(Exception, match=want):
+        pdf.createNLL(only_a, ROOT.RooFit.EvalBackend("cpu"))
+    with pytest.raises(Exception, match=want):
+        pdf.fitTo(only_a, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.PrintLevel(-1))
+    # with both features the NLL is the flow's: -sum log p(a, b)
+    both = ROOT.RooDataSet.from_numpy({"a": values[:, 0], "b": values[:, 1]}, ROOT.RooArgSet(a, b))
+    import rooml
+
+    want_nll = -np.sum(rooml.load(path).log_prob(values, None))
+    assert pdf.createNLL(both, ROOT.RooFit.EvalBackend("cpu")).getVal() == pytest.approx(want_nll, rel=1e-10)

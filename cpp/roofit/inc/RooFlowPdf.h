@@ -35,6 +35,10 @@ public:
    Int_t getAnalyticalIntegral(RooArgSet &allVars, RooArgSet &analVars, const char *rangeName = nullptr) const override;
    double analyticalIntegral(Int_t code, const char *rangeName = nullptr) const override;
 
+   /// Refuses a dataset (its observables are the normalization set) without one of the features.
+   std::unique_ptr<RooAbsArg>
+   compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileContext &ctx) const override;
+
    Int_t getGenerator(const RooArgSet &directVars, RooArgSet &generateVars, bool staticInitOK = true) const override;
    void generateEvent(Int_t code) override;
 

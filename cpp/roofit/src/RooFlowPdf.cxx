@@ -2,33 +2,18 @@
 #include "RooFlowPdf.h"
 
 #include <RooAbsRealLValue.h>
+#include <RooConstVar.h>
 #include <RooFit/EvalContext.h>
 #include <RooMsgService.h>
 #include <RooRandom.h>
 
 #include <cmath>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <sstream>
 
+#include "ModelFile.h"
 #include "rooml/error.h"
 #include "rooml/flow_model.h"
-
-namespace {
-
-std::vector<unsigned char> readFile(const char *path)
-{
-   std::ifstream in(path, std::ios::binary);
-   if (!in) {
-      const std::string message = std::string("RooFlowPdf: cannot open model file '") + path + "'";
-      oocoutE(nullptr, InputArguments) << message << std::endl;
-      throw rooml::Error(message);
-   }
-   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-} // namespace
 
 RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
                        const std::vector<unsigned char> &modelBytes)
@@ -50,7 +35,7 @@ RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &fe
 
 RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
                        const char *modelFile)
-   : RooFlowPdf(name, title, features, context, readFile(modelFile))
+   : RooFlowPdf(name, title, features, context, rooml_roofit::readModelFile(modelFile, "RooFlowPdf"))
 {
 }
 
@@ -131,6 +116,30 @@ void RooFlowPdf::checkVariables() const
                                << "]; the density is zero outside it" << std::endl;
       }
    }
+}
+
+std::unique_ptr<RooAbsArg>
+RooFlowPdf::compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileContext &ctx) const
+{
+   // The vectorized backend compiles with the dataset's observables: a feature that is not a column of the dataset
+   // would become a parameter (its current value used for every event, the density then normalized over the
+   // other features only, or even floated by Minuit), so such a dataset is refused by name.
+   for (std::size_t i = 0; i < _features.size(); ++i) {
+      const RooAbsArg &feature = _features[i];
+      // getVariables() of a variable is empty (it lists servers), hence dependsOn, which also matches the feature.
+      const std::unique_ptr<RooArgSet> variables{feature.getVariables()};
+      const bool fixedNumber =
+         dynamic_cast<const RooConstVar *>(&feature) || (!feature.isFundamental() && variables->empty());
+      if (fixedNumber || feature.dependsOn(normSet))
+         continue;
+      const std::string message = "RooFlowPdf '" + std::string(GetName()) + "': feature " + std::to_string(i) +
+                                  " ('" + feature.GetName() +
+                                  "') is not an observable of the dataset: the dataset has no column for it " +
+                                  "(a flow's features must all be columns of the data it is fitted to)";
+      coutE(InputArguments) << message << std::endl; // the exception's message may not survive every caller
+      throw rooml::Error(message);
+   }
+   return RooAbsPdf::compileForNormSet(normSet, ctx);
 }
 
 Int_t RooFlowPdf::getAnalyticalIntegral(RooArgSet &allVars, RooArgSet &analVars, const char * /*rangeName*/) const
