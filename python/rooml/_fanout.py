@@ -1,9 +1,10 @@
 """Run independent tasks serially or on Dask, in task order, with a progress bar.
 
-Toys, spurious-signal fits, refit impacts and the HH -> 4b studies
-(reweighter retrainings, mixed datasets) fan out the same way: one function, a large shared argument scattered to the workers once, and a
-small per-task argument that alone fixes the task's random seeds, so the result
-does not depend on the scheduling.
+Ensemble trainings, toys, spurious-signal fits, refit impacts and the HH -> 4b
+studies (reweighter retrainings, mixed datasets) all fan out the same way: one
+function, a large shared argument scattered to the workers once, and a small
+per-task argument that alone fixes the task's random seeds, so the result does
+not depend on the scheduling.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ __all__ = ["build_parser", "main"]
 _SUBCOMMAND_MODULES = (
     "rooml.data.cli",
     "rooml.combine_cli",
+    "rooml.hh4b.cli",
 )
 
 

@@ -12,18 +12,26 @@ Every method returns a :class:`~rooml.hh4b.prediction.Prediction`.
 """
 from __future__ import annotations
 
+from rooml.hh4b.interpolation import InterpolationConfig, InterpolationModel, interpolation_method
 from rooml.hh4b.mixing import HemisphereLibrary, MixingStudy, build_library, mix, study_method
 from rooml.hh4b.prediction import Prediction
 from rooml.hh4b.reweighting import Reweighter, reweighting_method, train_reweighting
+from rooml.hh4b.validation import VALIDATION_REGIONS, ValidationData, run_validation
 
 __all__ = [
     "HemisphereLibrary",
+    "InterpolationConfig",
+    "InterpolationModel",
     "MixingStudy",
+    "VALIDATION_REGIONS",
+    "ValidationData",
     "Prediction",
     "Reweighter",
     "build_library",
+    "interpolation_method",
     "mix",
     "reweighting_method",
+    "run_validation",
     "study_method",
     "train_reweighting",
 ]

@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from rooml.data import Sample, concatenate, hh4b
 from rooml._fanout import fan_out, task_seed
+from rooml.data import Sample, concatenate, hh4b
 from rooml.hh4b.prediction import Prediction
 
 __all__ = [

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from rooml._fanout import fan_out, task_seed
 from rooml.data import Sample, hh4b
 from rooml.data._hh4b_regions import CR_CENTRE
-from rooml._fanout import fan_out, task_seed
 from rooml.hh4b.prediction import Prediction
 from rooml.models.ensembles import _TRAINING_LOCK
 from rooml.models.flows import default_support

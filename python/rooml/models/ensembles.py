@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
+from rooml._fanout import fan_out
 from rooml.models.flows import FlowConfig, TrainedFlow, _as_events, default_support
 from rooml.models.training import _resolve_preprocessing, train_flow
 
@@ -418,8 +419,9 @@ class _Shared:
 _TRAINING_LOCK = threading.Lock()
 
 
-def _train_member(shared: _Shared, d: int, k: int) -> TrainedFlow:
-    """One training: bootstrap ``d``'s replica, member ``k``'s seed (runs on a worker)."""
+def _train_member(shared: _Shared, job: tuple[int, int]) -> TrainedFlow:
+    """One training: bootstrap ``d``'s replica, member ``k``'s seed, ``job = (d, k)`` (runs on a worker)."""
+    d, k = job
     x, c, w = bootstrap_replica(
         shared.x, shared.context, shared.weights, method=shared.bootstrap, seed=shared.seed, index=d
     )
@@ -430,52 +432,14 @@ def _train_member(shared: _Shared, d: int, k: int) -> TrainedFlow:
         )  # fmt: skip
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _run_dask(shared: _Shared, jobs: list[tuple[int, int]], client: Any, n_workers: int | None,
-              progress: bool) -> dict[tuple[int, int], TrainedFlow]:  # fmt: skip
-    import logging
-
-    from distributed import Client, LocalCluster, as_completed
-    from tqdm.auto import tqdm
-
-    own = client is None
-    if own:
-        workers = n_workers if n_workers is not None else min(_cores(), len(jobs))
-        cluster = LocalCluster(
-            n_workers=max(1, workers), threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR,
-        )  # fmt: skip
-        client = Client(cluster, set_as_default=False)
-    try:
-        if any(n > 1 for n in client.nthreads().values()):
-            warnings.warn(
-                "some Dask workers have several threads: trainings in one worker process run one at a "
-                "time (torch's random generator is process-global); parallelism comes from worker "
-                "processes, e.g. LocalCluster(processes=True, threads_per_worker=1)",
-                stacklevel=3,
-            )
-        data = client.scatter(shared, broadcast=True, hash=False)
-        futures = {client.submit(_train_member, data, d, k, pure=False): (d, k) for d, k in jobs}
-        results: dict[tuple[int, int], TrainedFlow] = {}
-        with tqdm(total=len(jobs), desc="train ensemble", disable=not progress) as bar:
-            try:
-                for future in as_completed(futures, loop=client.loop):
-                    results[futures[future]] = future.result()
-                    bar.update()
-            except BaseException:
-                client.cancel(list(futures))
-                raise
-        return results
-    finally:
-        if own:
-            client.close()
-            cluster.close()
+def _warn_multithreaded_workers(client: Any) -> None:
+    if any(n > 1 for n in client.nthreads().values()):
+        warnings.warn(
+            "some Dask workers have several threads: trainings in one worker process run one at a "
+            "time (torch's random generator is process-global); parallelism comes from worker "
+            "processes, e.g. LocalCluster(processes=True, threads_per_worker=1)",
+            stacklevel=3,
+        )
 
 
 def train_ensemble(
@@ -566,12 +530,10 @@ def train_ensemble(
 
     shared = _Shared(config, x, ctx, w, bootstrap, int(seed), kwargs)
     jobs = [(d, k) for d in range(bootstraps) for k in range(members)]
-    if client is None and not parallel:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(jobs, desc="train ensemble", disable=not progress)
-        results = {job: _train_member(shared, *job) for job in bar}
-    else:
-        results = _run_dask(shared, jobs, client, n_workers, progress)
+    if client is not None:
+        _warn_multithreaded_workers(client)
+    trained = fan_out(_train_member, shared, jobs, client=client, parallel=parallel, n_workers=n_workers,
+                      progress=progress, desc="train ensemble")
+    results = dict(zip(jobs, trained))
     grid = [[results[(d, k)] for k in range(members)] for d in range(bootstraps)]
     return FlowEnsemble(grid, rule=rule, config=config, bootstrap=bootstrap, seed=int(seed))
