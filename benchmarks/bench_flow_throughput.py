@@ -1,11 +1,20 @@
-"""Throughput of rooml's native core vs onnxruntime vs torch on the same flow.
+"""Throughput of rooml's native core vs onnxruntime (and optionally torch) on the same flow.
 
 The flow is the one in DESIGN.md's measurement: 5 coupling RQ-spline layers,
 4 features, 1 context variable, 8 bins, 32 hidden units (ResNet, 2 blocks),
-LU mixing.  All three run on the CPU with the same number of threads.  Prints
-events/s and the ratios core/onnxruntime and core/torch for 1e5 and 1e6 events.
+LU mixing.  All run on the CPU with the same number of threads, in double
+precision for the core and onnxruntime (torch runs float32, as trained).
 
-    .venv/bin/python benchmarks/bench_flow_throughput.py [--threads 2] [--repeat 3]
+The machine may be shared, so the evaluators are timed in interleaved
+repetitions (core and onnxruntime back to back, their order alternating) and
+the ratio core/onnxruntime is taken per repetition; the table shows the median
+events/s and the median ratio with its range over the repetitions, for each
+thread count and event count.  The last column is the median ratio of process
+CPU time (all threads) per call: with 1 thread it is insensitive to other
+processes taking turns on the cores; with more threads it also counts the
+time onnxruntime's pool spends spinning.
+
+    .venv/bin/python benchmarks/bench_flow_throughput.py [--threads 1 2] [--repeat 7] [--torch]
 """
 from __future__ import annotations
 
@@ -16,67 +25,112 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
-
 import rooml
+import torch
 from rooml.export import export_flow
 from rooml.models import FlowConfig, build_flow
 
 
-def best_time(fn, repeat: int) -> float:
-    """Best wall time of ``repeat`` calls (after one warm-up call)."""
+def call_times(fn) -> tuple[float, float]:
+    """Wall time and process CPU time (all threads) of one call of ``fn``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def interleaved_times(evaluators: dict, repeat: int) -> dict[str, np.ndarray]:
+    """Time every evaluator once per repetition, alternating their order (after one warm-up call each).
+
+    Parameters
+    ----------
+    evaluators : dict
+        Name -> zero-argument callable.
+    repeat : int
+        Number of repetitions.
+
+    Returns
+    -------
+    dict
+        Name -> array (repeat, 2) of wall and process CPU times in seconds.
+    """
+    for fn in evaluators.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    names = list(evaluators)
+    times = {name: [] for name in names}
+    for rep in range(repeat):
+        for name in (names if rep % 2 == 0 else names[::-1]):
+            times[name].append(call_times(evaluators[name]))
+    return {name: np.asarray(t) for name, t in times.items()}
 
 
-def main() -> None:
-    """Run the benchmark and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    args = parser.parse_args()
-
+def benchmark_flow() -> tuple[torch.nn.Module, Path]:
+    """Build the benchmark flow (perturbed away from its identity initialisation) and export it."""
     config = FlowConfig(features=4, context=1, kind="coupling", layers=5, bins=8, tail_bound=4.0, hidden=32,
                         blocks=2, lu_linear=True, seed=3)
     flow = build_flow(config).eval()
-    with torch.no_grad():  # move away from the identity initialisation
+    with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.05 * torch.randn_like(p))
     rng = np.random.default_rng(0)
     path = Path(tempfile.mkdtemp()) / "bench_flow.onnx"
     export_flow(flow, path, reference_inputs=(rng.normal(size=(256, 4)), rng.normal(size=(256, 1))))
+    return flow, path
 
+
+def main() -> None:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved repetitions per setting")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--torch", action="store_true", help="also time torch (slow)")
+    args = parser.parse_args()
+
+    flow, path = benchmark_flow()
     core = rooml.load(path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(1)
 
-    print(f"flow: 5 coupling RQ-spline layers, 4 features, 1 context, 8 bins, 32 hidden; {args.threads} threads")
-    print(f"{'events':>10s} {'core ev/s':>12s} {'onnxrt ev/s':>12s} {'torch ev/s':>12s} "
-          f"{'core/onnxrt':>12s} {'core/torch':>11s}")
-    for n in args.sizes:
-        x = rng.normal(size=(n, 4))
-        c = rng.normal(size=(n, 1))
-        xt, ct = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(c.astype(np.float32))
-        t_core = best_time(lambda: core.log_prob(x, c, threads=args.threads), args.repeat)
-        t_ort = best_time(lambda: session.run(["log_prob"], {"x": x, "context": c}), args.repeat)
+    print(f"flow: 5 coupling RQ-spline layers, 4 features, 1 context, 8 bins, 32 hidden; "
+          f"{args.repeat} interleaved repetitions; medians, ratio range in brackets")
+    header = (f"{'threads':>7s} {'events':>9s} {'core ev/s':>10s} {'onnxrt ev/s':>11s} {'core/onnxrt':>24s} "
+              f"{'per CPU-s':>9s}")
+    if args.torch:
+        header += f" {'torch ev/s':>10s} {'core/torch':>10s}"
+    print(header)
+    for threads in args.threads:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        torch.set_num_threads(threads)
+        for n in args.sizes:
+            x = rng.normal(size=(n, 4))
+            c = rng.normal(size=(n, 1))
+            evaluators = {
+                "core": lambda: core.log_prob(x, c, threads=threads),
+                "onnxrt": lambda: session.run(["log_prob"], {"x": x, "context": c}),
+            }
+            if args.torch:
+                xt, ct = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(c.astype(np.float32))
 
-        def run_torch():
-            with torch.no_grad():
-                for i in range(0, n, 100_000):
-                    flow.log_prob(xt[i:i + 100_000], context=ct[i:i + 100_000])
+                def run_torch(xt=xt, ct=ct, n=n):
+                    with torch.no_grad():
+                        for i in range(0, n, 100_000):
+                            flow.log_prob(xt[i:i + 100_000], context=ct[i:i + 100_000])
 
-        t_torch = best_time(run_torch, max(1, args.repeat // 2))
-        print(f"{n:>10d} {n / t_core:>12.3g} {n / t_ort:>12.3g} {n / t_torch:>12.3g} "
-              f"{t_ort / t_core:>11.2f}x {t_torch / t_core:>10.2f}x")
+                evaluators["torch"] = run_torch
+            measured = interleaved_times(evaluators, args.repeat)
+            t = {name: times[:, 0] for name, times in measured.items()}
+            ratio = t["onnxrt"] / t["core"]
+            cpu_ratio = np.median(measured["onnxrt"][:, 1] / measured["core"][:, 1])
+            spread = f"{np.median(ratio):.2f}x [{ratio.min():.2f}, {ratio.max():.2f}]"
+            rates = {name: n / np.median(times) for name, times in t.items()}
+            line = (f"{threads:>7d} {n:>9d} {rates['core']:>10.3g} {rates['onnxrt']:>11.3g} {spread:>24s} "
+                    f"{cpu_ratio:>8.2f}x")
+            if args.torch:
+                line += f" {rates['torch']:>10.3g} {np.median(t['torch'] / t['core']):>9.2f}x"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from flow_factory import random_flow  # noqa: E402
-
 from rooml.export import export_flow  # noqa: E402
 from rooml.roofit import load_library  # noqa: E402
 

@@ -6,11 +6,10 @@ import copy
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
-
 import rooml
-from rooml.export import export_flow
+import torch
 from flow_factory import VARIANTS, random_flow, variant_id
+from rooml.export import export_flow
 
 
 def _inputs(n, features, context, seed=7):

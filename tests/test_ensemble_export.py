@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 import rooml
 from rooml.export import export_ensemble
 from rooml.models import FlowConfig, train_flow

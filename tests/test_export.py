@@ -6,14 +6,13 @@ import json
 import numpy as np
 import onnx
 import pytest
+import rooml
 import torch
+from flow_factory import random_flow
 from nflows.distributions import StandardNormal
 from nflows.flows import Flow
 from nflows.transforms import AffineCouplingTransform, CompositeTransform
-
-import rooml
 from rooml.export import ModelFileError, UnsupportedModelError, export_flow, read_metadata
-from flow_factory import random_flow
 
 
 @pytest.fixture(scope="module")

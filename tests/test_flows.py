@@ -10,7 +10,6 @@ from nflows.transforms.autoregressive import (
     MaskedPiecewiseRationalQuadraticAutoregressiveTransform,
 )
 from nflows.transforms.normalization import BatchNorm
-
 from rooml.models import (
     FlowConfig,
     Preprocessing,
@@ -223,7 +222,7 @@ def test_one_feature_falls_back_to_autoregressive():
 
 
 def test_coupling_masks_transform_every_feature():
-    """nflows' alternating masks + ReversePermutation on an even D would skip half the features."""
+    """Nflows' alternating masks + ReversePermutation on an even D would skip half the features."""
     from nflows.transforms.coupling import PiecewiseRationalQuadraticCouplingTransform
     from nflows.transforms.permutations import Permutation
 
@@ -258,7 +257,7 @@ def test_training_learns_a_correlated_gaussian():
 
 
 def test_training_learns_a_conditional_density():
-    """x ~ N(0.02 * (m - 150), 1): context in GeV-like units, standardized and folded."""
+    """X ~ N(0.02 * (m - 150), 1): context in GeV-like units, standardized and folded."""
     rng = np.random.default_rng(12)
     m = rng.uniform(100, 200, size=(8000, 1))
     x = rng.standard_normal((8000, 2)) + 0.02 * (m - 150)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import rooml
 from rooml.data import bbyy
 from rooml.export import export_flow

@@ -5,13 +5,12 @@ import json
 
 import numpy as np
 import pytest
-
 from rooml.infer import ScanResult, discovery_significance, envelope, fit, profile_scan
 
 
 @pytest.fixture()
 def gaussian(roofit):
-    """x ~ N(mu, 1), mu free: mu_hat = mean, error 1/sqrt(n), t(mu) = n (mu - mean)^2."""
+    """X ~ N(mu, 1), mu free: mu_hat = mean, error 1/sqrt(n), t(mu) = n (mu - mean)^2."""
     ROOT = roofit
     rng = np.random.default_rng(3)
     xs = rng.normal(0.7, 1.0, size=400)

@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 import pytest
-import torch
-
 import rooml.models.preprocessing as preprocessing_module
+import torch
 from rooml.models import RECIPES, Preprocessing, build_preprocessing, register_recipe, smear
 
 NAMES = ["pt", "dphi", "frac", "eta"]

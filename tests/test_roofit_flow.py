@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import rooml
+from flow_factory import random_flow
 from rooml.demo import slice as demo_slice
 from rooml.export import export_flow
 from rooml.roofit import flow_pdf
-from flow_factory import random_flow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +58,7 @@ def _nll(ROOT, pdf, data, *conditional):
 
 
 def test_batch_evaluation_matches_core(conditional_flow, roofit):
-    """doEval over a dataset (context varies per event) gives the core's log_prob: NLL = -sum log p."""
+    """DoEval over a dataset (context varies per event) gives the core's log_prob: NLL = -sum log p."""
     ROOT = roofit
     a, b, m = (ROOT.RooRealVar(n, n, 0.0, -20, 20) for n in ("a", "b", "m"))
     pdf = ROOT.RooFlowPdf("f", "f", ROOT.RooArgList(a, b), ROOT.RooArgList(m), str(conditional_flow))

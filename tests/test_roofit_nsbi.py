@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from interp_reference import code5
 import rooml
+from interp_reference import code5
 from rooml.data import offshell4l
 from rooml.roofit import (
     dataset_with_index,

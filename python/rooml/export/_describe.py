@@ -11,7 +11,6 @@ import math
 
 import torch
 from nflows.distributions.normal import StandardNormal
-from nflows.transforms.made import MADE, MaskedFeedforwardBlock, MaskedResidualBlock
 from nflows.nn.nets.resnet import ResidualNet
 from nflows.transforms.autoregressive import (
     MaskedPiecewiseRationalQuadraticAutoregressiveTransform,
@@ -19,6 +18,7 @@ from nflows.transforms.autoregressive import (
 from nflows.transforms.base import CompositeTransform
 from nflows.transforms.coupling import PiecewiseRationalQuadraticCouplingTransform
 from nflows.transforms.lu import LULinear
+from nflows.transforms.made import MADE, MaskedFeedforwardBlock, MaskedResidualBlock
 from nflows.transforms.normalization import BatchNorm
 from nflows.transforms.permutations import Permutation
 

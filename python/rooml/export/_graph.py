@@ -73,7 +73,7 @@ def _made(net, x, context):
 
 
 def _softmax_scale(net) -> float:
-    """nflows divides spline widths/heights by sqrt(hidden) only if the net has that attribute."""
+    """Nflows divides spline widths/heights by sqrt(hidden) only if the net has that attribute."""
     hidden = getattr(net, "hidden_features", None)
     return 1.0 / math.sqrt(hidden) if hidden else 1.0
 

@@ -243,7 +243,6 @@ def _resolve_tensor_names(proto, state: dict) -> dict:
     masks), keeping one name.  Such names are recorded as aliases of the kept
     initializer; a tensor the graph does not use at all is added as an initializer.
     """
-    import onnx
     from onnx import numpy_helper
 
     present = {init.name: init for init in proto.graph.initializer}

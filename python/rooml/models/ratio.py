@@ -49,8 +49,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from rooml.models.flows import default_support
 from rooml.models._loop import run_epochs, torch_threads
+from rooml.models.flows import default_support
 from rooml.models.preprocessing import Preprocessing
 from rooml.models.training import _resolve_device, _resolve_preprocessing
 

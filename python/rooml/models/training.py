@@ -17,8 +17,8 @@ import torch
 from nflows.flows.base import Flow
 from nflows.nn.nets import ResidualNet
 
-from rooml.models.flows import FlowConfig, TrainedFlow, _as_events, build_flow, default_support
 from rooml.models._loop import run_epochs, torch_threads
+from rooml.models.flows import FlowConfig, TrainedFlow, _as_events, build_flow, default_support
 from rooml.models.preprocessing import Preprocessing, build_preprocessing
 
 __all__ = ["fold_context_standardization", "train_flow"]

@@ -38,7 +38,7 @@ class SidebandResult:
 
 
 def bbyy_feature_preprocessing(x: np.ndarray) -> Preprocessing:
-    """log for the two pT-like features, exact-range logit for the two Delta R, then standardization.
+    """Log for the two pT-like features, exact-range logit for the two Delta R, then standardization.
 
     The logit uses the generator's exact edges [0.4, 6], so the flow's support is the truth's.
     """
