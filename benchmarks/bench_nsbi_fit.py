@@ -24,8 +24,14 @@ from rooml.infer import create_nll, fit
 from rooml.roofit import dataset_with_index, index_variable, load_library, nsbi_model
 
 
-def build(n: int, M: int, seed: int = 1):
-    """Build the NSBI model and a dataset of about n events drawn at mu = 1, alpha = 0."""
+def build(n: int, M: int, seed: int = 1, n_reference: int = 200_000):
+    """Build the NSBI model and a dataset of about n events drawn at mu = 1, alpha = 0.
+
+    The interpolated shapes are normalized on a reference sample of ``n_reference`` events drawn from
+    p_ref (``reference_sample`` of :func:`rooml.roofit.nsbi_model`): without it the code-5 shape factors
+    do not integrate to one away from alpha = 0, +-1, and the likelihood grows without bound as the
+    alphas leave [-1, 1] (Migrad runs every alpha to its limit).
+    """
     S = 3
     rng = np.random.default_rng(seed)
     counts = rng.poisson(np.array(YIELDS) * n)
@@ -36,6 +42,17 @@ def build(n: int, M: int, seed: int = 1):
     p = np.array([gauss(x, MEANS[j]) for j in range(S)])
     nus = np.array(YIELDS) * n
     p_ref = (nus[:, None] * p).sum(0) / nus.sum()
+    choice = rng.choice(S, size=n_reference, p=np.array(YIELDS) / np.sum(YIELDS))
+    xr = rng.normal(np.asarray(MEANS)[choice], 1.0)
+    pr = np.array([gauss(xr, MEANS[j]) for j in range(S)])
+    pr_ref = (nus[:, None] * pr).sum(0) / nus.sum()
+    reference = {
+        "weights": np.ones(n_reference),
+        "ratios": {procs[j]: pr[j] / pr_ref for j in range(S)},
+        "shape": {(procs[j], names[k]): (gauss(xr, MEANS[j] - d[j, k]) / pr[j],
+                                         gauss(xr, MEANS[j] + d[j, k]) / pr[j])
+                  for j in range(S) for k in range(M)},
+    }
     unit = load_library().RooConstVar("f_one", "constant coefficient", 1.0)
     idx = index_variable(n=len(x))
     data = dataset_with_index({}, idx, n=len(x))
@@ -48,6 +65,7 @@ def build(n: int, M: int, seed: int = 1):
         shape={(procs[j], names[k]): (gauss(x, MEANS[j] - d[j, k]) / p[j],
                                       gauss(x, MEANS[j] + d[j, k]) / p[j])
                for j in range(S) for k in range(M)},
+        reference_sample=reference,
     )
     return model, data, idx
 
@@ -65,11 +83,13 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=float, default=1e6)
     parser.add_argument("--nps", type=int, default=10)
+    parser.add_argument("--reference", type=float, default=2e5,
+                        help="reference-sample events (normalization of the shapes)")
     args = parser.parse_args()
     ROOT = load_library()
     ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.ERROR)
     t0 = time.perf_counter()
-    model, data, _ = build(int(args.events), args.nps)
+    model, data, _ = build(int(args.events), args.nps, n_reference=int(args.reference))
     t_build = time.perf_counter() - t0
     print(f"built: {data.numEntries()} events, 3 processes, {args.nps} nuisance parameters "
           f"({len(model['columns'])} per-event columns) in {t_build:.1f} s")
