@@ -15,10 +15,8 @@ namespace {
 enum Slot : std::size_t { kCat = 0, kHidden, kTemp, kTemp2, kGate, kGather = 8, kParams, kCopy, kLogdet };
 
 // h += t * sigmoid(g): the GLU gate of nflows' residual blocks with context, and the residual sum.
-__attribute__((noinline)) void gated_residual(double* __restrict h, const double* __restrict t,
-                                              const double* __restrict g, std::size_t rows, std::size_t n) {
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e] * fast_sigmoid(g[r * kBlock + e]);
+void gated_residual(double* h, const double* t, const double* g, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r) add_sigmoid_product(h + r * kBlock, t + r * kBlock, g + r * kBlock, n);
 }
 
 // h += t.
