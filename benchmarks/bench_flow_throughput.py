@@ -1,4 +1,4 @@
-"""Throughput of rooml's native core vs onnxruntime (and optionally torch) on the same flow.
+"""Throughput of rooml's native core vs onnxruntime vs torch on the same flow.
 
 The flow is the one in DESIGN.md's measurement: 5 coupling RQ-spline layers,
 4 features, 1 context variable, 8 bins, 32 hidden units (ResNet, 2 blocks),
@@ -14,7 +14,7 @@ CPU time (all threads) per call: with 1 thread it is insensitive to other
 processes taking turns on the cores; with more threads it also counts the
 time onnxruntime's pool spends spinning.
 
-    .venv/bin/python benchmarks/bench_flow_throughput.py [--threads 1 2] [--repeat 7] [--torch]
+    .venv/bin/python benchmarks/bench_flow_throughput.py [--threads 1 2] [--repeat 7] [--no-torch]
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=7, help="interleaved repetitions per setting")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--torch", action="store_true", help="also time torch (slow)")
+    parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip torch (the slowest)")
     args = parser.parse_args()
 
     flow, path = benchmark_flow()
