@@ -140,3 +140,18 @@ def test_cmake_framework_links_librooml(tmp_path, toy_flows):
     log_prob, value = (float(v) for v in out.stdout.split()[-2:])
     assert value == pytest.approx(2.718281828459045 ** log_prob, rel=1e-12)
     assert log_prob == pytest.approx(float(rooml.load(toy_flows["signal"]).log_prob([[0.3, -0.2]])[0]), abs=1e-12)
+
+
+def test_demo_default_output_never_overwrites_an_earlier_run(tmp_path):
+    from rooml.demo import fresh_output_directory
+
+    base = tmp_path / "rooml_output"
+    assert fresh_output_directory(base) == base
+    base.mkdir()
+    (base / "notes.txt").write_text("a user's file")
+    assert fresh_output_directory(base) == base  # no demo outputs there yet
+    (base / "fit_result.json").write_text("{}")
+    assert fresh_output_directory(base) == tmp_path / "rooml_output_2"
+    (tmp_path / "rooml_output_2").mkdir()
+    (tmp_path / "rooml_output_2" / "workspace.root").write_text("")
+    assert fresh_output_directory(base) == tmp_path / "rooml_output_3"

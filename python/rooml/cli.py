@@ -35,9 +35,10 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rooml.demo import run_demo
+    from rooml.demo import fresh_output_directory, run_demo
 
-    run_demo(output=args.output, signal=args.signal, background=args.background, events=args.events,
+    output = args.output if args.output is not None else fresh_output_directory("rooml_output")
+    run_demo(output=output, signal=args.signal, background=args.background, events=args.events,
              epochs=args.epochs, bootstraps=args.bootstraps, members=args.members, seed=args.seed,
              scan_points=args.scan_points, normalization_samples=args.normalization_samples, force=args.force,
              parallel=not args.serial)
@@ -50,14 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     config = sub.add_parser("config", help="print where libRooML and its headers are installed")
-    config.add_argument("--libdir", action="store_true", help="directory of libRooML (add to ROOT's library path)")
+    config.add_argument("--libdir", action="store_true",
+                        help="directory of libRooML (add to ROOT's library path)")
     config.add_argument("--incdir", action="store_true", help="directory of rooml's headers")
     config.add_argument("--cmakedir", action="store_true", help="directory of roomlConfig.cmake")
     config.add_argument("--libs", action="store_true", help="linker flags for libRooML")
     config.set_defaults(func=_config)
 
     demo = sub.add_parser("demo", help="HI-SIGMA end to end: train bbyy flows, export, fit, scan, plot")
-    demo.add_argument("-o", "--output", default="rooml_output", help="output directory")
+    demo.add_argument("-o", "--output", default=None,
+                      help="output directory (default: rooml_output, or rooml_output_2, _3, ... if that has "
+                           "results of an earlier run)")
     demo.add_argument("--events", type=int, default=60_000, help="simulated background events for training "
                       "(sidebands kept); the signal flow gets a third as many")
     demo.add_argument("--epochs", type=int, default=12, help="maximum training epochs")
@@ -65,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--members", type=int, default=1, help="seeds K per bootstrap model")
     demo.add_argument("--signal", type=float, default=200.0, help="signal events injected in the mock data")
     demo.add_argument("--background", type=float, default=40_000.0, help="background events in the mock data")
-    demo.add_argument("--scan-points", type=int, default=13, help="minimum points per mu scan (grid: bootstrap fits -+ 2.5 sigma)")
+    demo.add_argument("--scan-points", type=int, default=13,
+                      help="minimum points per mu scan (grid: bootstrap fits -+ 2.5 sigma)")
     demo.add_argument("--normalization-samples", type=int, default=100_000,
                       help="simulated events per process for the systematic's normalization N(nu)")
     demo.add_argument("--seed", type=int, default=1, help="random seed")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_demo"]
+__all__ = ["fresh_output_directory", "run_demo"]
 
 _OUTPUTS = ("fit_result.json", "workspace.root", "projections.png", "scan.png", "pulls.png")
 
@@ -34,6 +34,18 @@ def _check_output(out: Path, force: bool) -> None:
             f"{out} already holds demo outputs ({', '.join(existing)}); "
             "choose another -o directory or pass --force to overwrite them"
         )
+
+
+def fresh_output_directory(base: str | Path) -> Path:
+    """Return ``base`` if it holds no demo outputs, else the first of ``base_2``, ``base_3``, ... without any.
+
+    Lets the README's demo command run again without overwriting the results of an earlier run.
+    """
+    candidate, k = Path(base), 1
+    while any((candidate / name).exists() for name in _OUTPUTS):
+        k += 1
+        candidate = Path(f"{base}_{k}")
+    return candidate
 
 
 def run_demo(
