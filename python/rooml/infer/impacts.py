@@ -19,6 +19,7 @@ import numpy as np
 
 from rooml.infer._profile import named
 from rooml.infer.fit import FitResult, create_nll, fit, minimize
+from rooml.infer.toys import save_figure
 
 __all__ = ["Impact", "Impacts", "Pull", "impacts", "plot_ranking", "pulls"]
 
@@ -262,20 +263,11 @@ def plot_ranking(result: Impacts, path: str | Path, *, top: int | None = 20, ove
     -------
     pathlib.Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep as hep
-
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     entries = result.entries[:top] if top else result.entries
     n = len(entries)
     y = np.arange(n)[::-1]
-    with plt.style.context(hep.style.ATLAS):
-        fig, ax = plt.subplots(figsize=(9, 3.0 + 0.5 * max(n, 1)))
+
+    def draw(ax, hep) -> None:
         top_ax = ax.twiny()
         prefit_sizes = [max(map(abs, e.prefit)) for e in entries if e.prefit]
         scale = max([e.size for e in entries] + prefit_sizes + [1e-12])
@@ -306,11 +298,5 @@ def plot_ranking(result: Impacts, path: str | Path, *, top: int | None = 20, ove
                   frameon=False)
         if label:
             ax.text(0.02, 0.02, label, transform=ax.transAxes, fontsize=11)
-        fig.tight_layout()
-        try:
-            tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-            fig.savefig(tmp, dpi=90)
-            tmp.replace(path)
-        finally:
-            plt.close(fig)
-    return path
+
+    return save_figure(draw, path, overwrite=overwrite, figsize=(9, 3.0 + 0.5 * max(n, 1)))
