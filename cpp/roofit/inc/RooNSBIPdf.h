@@ -7,6 +7,7 @@
 #include <RooListProxy.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -144,6 +145,22 @@ private:
    mutable std::vector<double> _cacheAlpha; //! alpha of the cached N_j
    mutable std::vector<double> _cacheN;     //! cached N_j(alpha)
    mutable std::vector<double> _refPoly;    //! code-5 polynomial coefficients per reference event, built lazily
+   // Minuit's numerical gradient moves one parameter at a time: the code-5 factor columns of the parameters that
+   // did not move are reused (see doEval and shapeNormalizationAt), and the products rebuilt in the same order.
+   // Two slots per (j, k): the base value and the gradient's trial value (see cachedColumn in the source).
+   mutable std::vector<double> _refColumns;        //! reference factors, element ((j * K + k) * 2 + slot) * n + s
+   mutable std::vector<std::uint64_t> _refColKey;  //! bits of alpha_k of each cached reference column
+   mutable std::vector<unsigned char> _refColOk;   //! 1 where the reference column is cached
+   mutable std::vector<double> _evColumns;         //! per-event f_jk - 1, element ((j * K + k) * 2 + slot) * n + e
+   mutable std::vector<std::uint64_t> _evColKey;   //! bits of alpha_k of each cached per-event column
+   mutable std::vector<unsigned char> _evColOk;    //! 1 where the per-event column is cached
+   mutable std::vector<std::uint64_t> _evInputKey; //! checksums and sizes of the per-event inputs g_jk^-+
+   mutable std::vector<double> _evPrevAlpha;       //! alpha of the previous doEval call
+   // The running products after each parameter (prefixes), reused up to the first column that changed.
+   mutable std::vector<double> _refPrefix;         //! reference g_j after parameter k, element (j * K + k) * n + s
+   mutable std::vector<std::uint64_t> _refPrefixSrc; //! column slot + 1 (0: invalid) and alpha bits of each prefix
+   mutable std::vector<double> _evPrefix;          //! per-event g_j after the i-th shape factor, (j * K + i) * n + e
+   mutable std::vector<std::uint64_t> _evPrefixSrc; //! column slot + 1 (0: invalid) and alpha bits of each prefix
 
    ClassDefOverride(RooNSBIPdf, 1) // NSBI mixture of per-event density ratios
 };

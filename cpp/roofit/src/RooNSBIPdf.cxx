@@ -91,17 +91,101 @@ std::string checkCommon(std::size_t nCoefs, const std::vector<double> &yields, c
    return {};
 }
 
-/// True when every value is finite and > 0: one branch-free pass over the bits (a positive finite double has
-/// bits in [1, 0x7FEFFFFFFFFFFFFF]); the per-event loop that names a bad event runs only when this fails.
-bool allPositiveFinite(std::span<const double> s)
+/// Column caches hold at most this many doubles (1 GiB); beyond it every call recomputes (no cache).
+constexpr std::size_t kMaxCachedDoubles = std::size_t(1) << 27;
+
+std::uint64_t bitsOf(double v)
 {
-   std::uint64_t bad = 0;
-   for (double v : s) {
-      std::uint64_t bits;
-      std::memcpy(&bits, &v, sizeof bits);
-      bad |= static_cast<std::uint64_t>(bits - 1 >= 0x7FEFFFFFFFFFFFFFULL);
+   std::uint64_t bits;
+   std::memcpy(&bits, &v, sizeof bits);
+   return bits;
+}
+
+/// One pass over a per-event input: a position-sensitive checksum (Fletcher sums of the bit patterns in eight
+/// independent lanes, folded) with the input's size, and whether every value is finite and > 0 (branch-free: a
+/// positive finite double has bits in [1, 0x7FEFFFFFFFFFFFFF]).  Equal keys mean unchanged values, so columns
+/// computed from them can be reused.
+struct InputScan {
+   std::uint64_t key[3];
+   bool positiveFinite;
+};
+
+InputScan scanInput(std::span<const double> s)
+{
+   constexpr std::size_t L = 8;
+   std::uint64_t a[L] = {}, b[L] = {}, bad[L] = {};
+   const std::size_t n = s.size(), nBody = n - n % L;
+   for (std::size_t e = 0; e < nBody; e += L) {
+      for (std::size_t l = 0; l < L; ++l) {
+         const std::uint64_t bits = bitsOf(s[e + l]);
+         a[l] += bits;
+         b[l] += a[l];
+         bad[l] |= static_cast<std::uint64_t>(bits - 1 >= 0x7FEFFFFFFFFFFFFFULL);
+      }
    }
-   return bad == 0;
+   for (std::size_t e = nBody; e < n; ++e) {
+      const std::uint64_t bits = bitsOf(s[e]);
+      a[0] += bits;
+      b[0] += a[0];
+      bad[0] |= static_cast<std::uint64_t>(bits - 1 >= 0x7FEFFFFFFFFFFFFFULL);
+   }
+   InputScan out{{0, 0, n}, true};
+   for (std::size_t l = 0; l < L; ++l) {
+      out.key[0] = out.key[0] * 0x9E3779B97F4A7C15ULL + a[l];
+      out.key[1] = out.key[1] * 0xC2B2AE3D27D4EB4FULL + b[l];
+      out.positiveFinite = out.positiveFinite && bad[l] == 0;
+   }
+   return out;
+}
+
+/// The one parameter whose value differs (bitwise) from the previous call's, or -1 (none, several, or no
+/// previous call): Minuit's numerical gradient moves one parameter at a time.
+long singleChange(const std::vector<double> &previous, const std::vector<double> &alpha)
+{
+   if (previous.size() != alpha.size())
+      return -1;
+   long changed = -1;
+   for (std::size_t k = 0; k < alpha.size(); ++k) {
+      if (bitsOf(previous[k]) != bitsOf(alpha[k])) {
+         if (changed >= 0)
+            return -1;
+         changed = static_cast<long>(k);
+      }
+   }
+   return changed;
+}
+
+/// Cached factor columns, two slots per (process, parameter) `jk`: slot 0 holds the base value of alpha_k, slot 1
+/// the trial values of a gradient step in alpha_k alone (`trial`), so that the base survives the gradient's
+/// +-h evaluations.  Returns the column for the alpha bits `key` and sets `compute` when it is not cached (the
+/// caller fills it; it is then marked as cached).
+double *cachedColumn(std::vector<double> &columns, std::vector<std::uint64_t> &keys, std::vector<unsigned char> &ok,
+                     std::size_t jk, std::size_t n, std::uint64_t key, bool trial, bool &compute)
+{
+   for (std::size_t slot = 2 * jk; slot < 2 * jk + 2; ++slot) {
+      if (ok[slot] && keys[slot] == key) {
+         compute = false;
+         return columns.data() + slot * n;
+      }
+   }
+   const std::size_t slot = 2 * jk + (trial ? 1 : 0);
+   ok[slot] = 1;
+   keys[slot] = key;
+   compute = true;
+   return columns.data() + slot * n;
+}
+
+/// Whether the running product stored for position `pos` was built from the same predecessor and the same cached
+/// column (slot of `column` in `columns`, alpha bits `key`); if not, records the new source (the caller rebuilds).
+bool prefixValid(std::vector<std::uint64_t> &src, std::size_t pos, const std::vector<double> &columns,
+                 const double *column, std::size_t n, std::uint64_t key, bool previousValid, bool computed)
+{
+   const std::uint64_t slot = static_cast<std::uint64_t>(column - columns.data()) / n + 1;
+   if (previousValid && !computed && src[2 * pos] == slot && src[2 * pos + 1] == key)
+      return true;
+   src[2 * pos] = slot;
+   src[2 * pos + 1] = key;
+   return false;
 }
 
 std::vector<double> valuesOf(const RooArgList &list)
@@ -254,6 +338,9 @@ void RooNSBIPdf::setShapeNormalizationSample(const std::vector<double> &weights,
    _cacheAlpha.clear();
    setValueDirty();
    _refPoly.clear();
+   _refColumns.clear();
+   _refColOk.clear();
+   _refPrefixSrc.clear();
    if (n == 0) {
       _refWeights.clear();
       _refRatios.clear();
@@ -322,32 +409,70 @@ const std::vector<double> &RooNSBIPdf::shapeNormalizationAt(const std::vector<do
             }
          }
       }
-      std::vector<double> g(n);
+      std::vector<double> g(n), column;
       std::vector<const double *> lo(K), hi(K);
       const std::vector<double> ones(n, 1.0);
+      const bool cached = 3 * J * K * n <= kMaxCachedDoubles;
+      if (cached && _refColOk.size() != 2 * J * K) {
+         _refColumns.assign(2 * J * K * n, 0.0);
+         _refColKey.assign(2 * J * K, 0);
+         _refColOk.assign(2 * J * K, 0);
+         _refPrefix.assign(J * K * n, 0.0);
+         _refPrefixSrc.assign(2 * J * K, 0);
+      }
+      const long moved = _cacheN.empty() ? -1 : singleChange(_cacheAlpha, alpha);
+      if (!cached)
+         column.resize(n);
       for (std::size_t j = 0; j < J; ++j) {
          bool allCode5 = true;
          for (std::size_t k = 0; k < K; ++k)
             allCode5 = allCode5 && _shapeCodes[j * K + k] == interp::kPoly6Exp;
+         const double *gj = g.data();
          if (allCode5) {
             std::fill(g.begin(), g.end(), 1.0);
+            bool prefixOk = true;
             for (std::size_t k = 0; k < K; ++k) {
                const std::size_t jk = j * K + k;
                const double a = alpha[k];
-               if (a >= 1.0) {
-                  for (std::size_t s = 0; s < n; ++s)
-                     g[s] *= std::pow(_refShapeHigh[jk * n + s], a);
-               } else if (a <= -1.0) {
-                  for (std::size_t s = 0; s < n; ++s)
-                     g[s] *= std::pow(_refShapeLow[jk * n + s], -a);
-               } else {
-                  const double *c = _refPoly.data() + jk * n * 7;
-                  interp::detail::Poly6 p;
-                  for (std::size_t s = 0; s < n; ++s, c += 7) {
-                     std::copy(c, c + 7, p.c);
-                     g[s] *= p.value(a);
+               bool compute = true;
+               double *col = cached ? cachedColumn(_refColumns, _refColKey, _refColOk, jk, n, bitsOf(a),
+                                                   moved == static_cast<long>(k), compute)
+                                    : column.data();
+               if (compute) {
+                  if (a >= 1.0) {
+                     for (std::size_t s = 0; s < n; ++s)
+                        col[s] = std::pow(_refShapeHigh[jk * n + s], a);
+                  } else if (a <= -1.0) {
+                     for (std::size_t s = 0; s < n; ++s)
+                        col[s] = std::pow(_refShapeLow[jk * n + s], -a);
+                  } else {
+                     const double *c = _refPoly.data() + jk * n * 7;
+                     interp::detail::Poly6 p;
+                     for (std::size_t s = 0; s < n; ++s, c += 7) {
+                        std::copy(c, c + 7, p.c);
+                        col[s] = p.value(a);
+                     }
                   }
                }
+               if (cached) {
+                  // g after parameter k, from g after k - 1 (1 before the first), as the uncached loop below
+                  double *pre = _refPrefix.data() + jk * n;
+                  prefixOk = prefixValid(_refPrefixSrc, jk, _refColumns, col, n, bitsOf(a), prefixOk, compute);
+                  if (!prefixOk) {
+                     if (k == 0) {
+                        for (std::size_t s = 0; s < n; ++s)
+                           pre[s] = 1.0 * col[s];
+                     } else {
+                        const double *prev = pre - n;
+                        for (std::size_t s = 0; s < n; ++s)
+                           pre[s] = prev[s] * col[s];
+                     }
+                  }
+                  gj = pre;
+                  continue;
+               }
+               for (std::size_t s = 0; s < n; ++s)
+                  g[s] *= col[s];
             }
          } else {
             for (std::size_t k = 0; k < K; ++k) {
@@ -360,7 +485,7 @@ const std::vector<double> &RooNSBIPdf::shapeNormalizationAt(const std::vector<do
          const double *r = _refRatios.data() + j * n;
          double num = 0.0, den = 0.0;
          for (std::size_t s = 0; s < n; ++s) {
-            num += _refWeights[s] * r[s] * g[s];
+            num += _refWeights[s] * r[s] * gj[s];
             den += _refWeights[s] * r[s];
          }
          _cacheN[j] = num / den;
@@ -492,18 +617,44 @@ void RooNSBIPdf::doEval(RooFit::EvalContext &ctx) const
       owned.emplace_back(n, s[0]);
       return owned.back().data();
    };
+   // One pass per input checks it and returns its checksum key (see scanInput).
    auto checkSpan = [&](std::span<const double> s, std::size_t j, long k, int side) {
-      if (allPositiveFinite(s))
+      const InputScan scan = scanInput(s);
+      if (!scan.positiveFinite) {
+         for (std::size_t e = 0; e < s.size(); ++e) {
+            if (!(std::isfinite(s[e]) && s[e] > 0))
+               checkRatio(s[e], j, k, side, s.size() == 1 ? -1 : static_cast<long>(e));
+         }
+      }
+      return scan;
+   };
+   // Cached columns f_jk - 1 (code 5, |alpha_k| < 1), keyed by alpha_k's bits and the checksums of g_jk^-+.
+   const bool cached = n > 0 && 3 * J * K * n <= kMaxCachedDoubles;
+   if (cached && (_evColOk.size() != 2 * J * K || _evColumns.size() != 2 * J * K * n)) {
+      _evColumns.assign(2 * J * K * n, 0.0);
+      _evPrefix.assign(J * K * n, 0.0);
+      _evPrefixSrc.assign(2 * J * K, 0);
+      _evColKey.assign(2 * J * K, 0);
+      _evColOk.assign(2 * J * K, 0);
+      _evInputKey.assign(J * K * 6, 0);
+      _evPrevAlpha.clear();
+   }
+   const long moved = singleChange(_evPrevAlpha, alpha);
+   _evPrevAlpha = alpha;
+   auto noteInput = [&](const InputScan &scan, std::size_t jk, int side) {
+      if (!cached)
          return;
-      for (std::size_t e = 0; e < s.size(); ++e) {
-         if (!(std::isfinite(s[e]) && s[e] > 0))
-            checkRatio(s[e], j, k, side, s.size() == 1 ? -1 : static_cast<long>(e));
+      std::uint64_t *stored = _evInputKey.data() + jk * 6 + (side < 0 ? 0 : 3);
+      if (!std::equal(scan.key, scan.key + 3, stored)) {
+         _evColOk[2 * jk] = _evColOk[2 * jk + 1] = 0;
+         std::copy(scan.key, scan.key + 3, stored);
       }
    };
    std::vector<double> ones, g, fm1;
    std::vector<const double *> lo, hi;
    std::vector<double> a;
    std::vector<int> codes;
+   std::vector<std::size_t> ks;
    for (std::size_t j = 0; j < J; ++j) {
       owned.clear();
       owned.reserve(2 * K + 1);
@@ -514,13 +665,15 @@ void RooNSBIPdf::doEval(RooFit::EvalContext &ctx) const
       hi.clear();
       a.clear();
       codes.clear();
+      ks.clear();
       for (std::size_t k = 0; k < K; ++k) {
          std::span<const double> ls = ctx.at(&_shapeLow[j * K + k]);
          std::span<const double> hs = ctx.at(&_shapeHigh[j * K + k]);
          if (ls.size() == 1 && hs.size() == 1 && ls[0] == 1.0 && hs[0] == 1.0)
             continue; // no shape effect: the factor is exactly 1 for every code
-         checkSpan(ls, j, long(k), -1);
-         checkSpan(hs, j, long(k), +1);
+         noteInput(checkSpan(ls, j, long(k), -1), j * K + k, -1);
+         noteInput(checkSpan(hs, j, long(k), +1), j * K + k, +1);
+         ks.push_back(k);
          lo.push_back(column(ls));
          hi.push_back(column(hs));
          a.push_back(alpha[k]);
@@ -538,22 +691,52 @@ void RooNSBIPdf::doEval(RooFit::EvalContext &ctx) const
       // and the value hoisted.
       const bool fast = std::all_of(codes.begin(), codes.end(), [](int code) { return code == interp::kPoly6Exp; }) &&
                         std::all_of(a.begin(), a.end(), [](double x) { return x > -1.0 && x < 1.0; });
-      g.assign(n, 1.0);
-      if (fast) {
+      const double *gj = nullptr;
+      if (fast && cached) {
+         // g after the i-th factor, from g after the (i - 1)-th (1 before the first), as the uncached loop below
+         bool prefixOk = true;
+         for (std::size_t i = 0; i < lo.size(); ++i) {
+            const std::size_t jk = j * K + ks[i];
+            bool compute = true;
+            double *col = cachedColumn(_evColumns, _evColKey, _evColOk, jk, n, bitsOf(a[i]),
+                                       moved == static_cast<long>(ks[i]), compute);
+            if (compute)
+               interp::detail::poly6_exp_unit_minus_one(nullptr, lo[i], hi[i], a[i], n, col);
+            double *pre = _evPrefix.data() + (j * K + i) * n;
+            prefixOk = prefixValid(_evPrefixSrc, j * K + i, _evColumns, col, n, bitsOf(a[i]), prefixOk, compute);
+            if (!prefixOk) {
+               if (i == 0) {
+                  for (std::size_t e = 0; e < n; ++e) {
+                     const double g0 = 1.0;
+                     pre[e] = g0 + g0 * col[e];
+                  }
+               } else {
+                  const double *prev = pre - n;
+                  for (std::size_t e = 0; e < n; ++e)
+                     pre[e] = prev[e] + prev[e] * col[e];
+               }
+            }
+            gj = pre;
+         }
+      } else if (fast) {
+         g.assign(n, 1.0);
          fm1.resize(n);
          for (std::size_t k = 0; k < lo.size(); ++k) {
             interp::detail::poly6_exp_unit_minus_one(nullptr, lo[k], hi[k], a[k], n, fm1.data());
             for (std::size_t e = 0; e < n; ++e)
                g[e] += g[e] * fm1[e];
          }
+         gj = g.data();
       } else {
+         g.assign(n, 1.0);
          if (ones.empty())
             ones.assign(n, 1.0);
          interp::combine_unchecked(ones.data(), lo.data(), hi.data(), a.data(), codes.data(), lo.size(), n,
                                    g.data());
+         gj = g.data();
       }
       for (std::size_t e = 0; e < n; ++e)
-         out[e] += cj * r[e] * g[e];
+         out[e] += cj * r[e] * gj[e];
    }
    // Parameter-dependent failures are logged (RooFit then steers the minimizer away), never silent.
    std::size_t bad = 0, first = 0;
