@@ -90,16 +90,20 @@ def flow_pdf(name: str, model_file: str | os.PathLike, features=None, context=No
     return pdf
 
 
-def _check_names(pdf_name: str, variables, expected: list[str], what: str) -> None:
-    """The same checks as RooFlowPdf's constructor, raised as Python errors."""
+def _check_names(object_name: str, variables, expected: list[str], what: str,
+                 cls: str = "RooFlowPdf") -> None:
+    """Make the checks of a rooml RooFit class's constructor on variable names, raising Python errors.
+
+    ``what`` is the plural noun of the variables (``"features"``, ``"context variables"``).
+    """
     given = [v.GetName() for v in variables]
     if len(given) != len(expected):
-        raise ValueError(f"RooFlowPdf '{pdf_name}': the model has {len(expected)} {what} ({', '.join(expected)}) "
-                         f"but {len(given)} variables were given")
+        raise ValueError(f"{cls} '{object_name}': the model has {len(expected)} {what} "
+                         f"({', '.join(expected)}) but {len(given)} variables were given")
     for i, name in enumerate(given):
         if name in expected and expected.index(name) != i:
-            raise ValueError(f"RooFlowPdf '{pdf_name}': variable '{name}' is given at position {i} but is the "
-                             f"model's {what} number {expected.index(name)} (wrong order)")
+            raise ValueError(f"{cls} '{object_name}': variable '{name}' is given at position {i} but is the "
+                             f"model's {what.removesuffix('s')} number {expected.index(name)} (wrong order)")
 
 
 def _as_arglist(ROOT, items):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rooml.export import read_metadata
 from rooml.roofit._library import load_library
-from rooml.roofit.flow import _as_arglist, _range
+from rooml.roofit.flow import _as_arglist, _check_names, _range
 
 __all__ = ["ratio_function", "ratio_variables"]
 
@@ -89,7 +89,7 @@ def ratio_function(
     path = Path(model_file)
     meta = _ratio_metadata(path)  # clear Python errors for missing/corrupt files before ROOT sees them
     features = ratio_variables(path) if features is None else _as_arglist(ROOT, features)
-    _check_features(name, features, meta["features"])
+    _check_names(name, features, meta["features"], "features", cls="RooRatioFunction")
     n_members = len(meta["architecture"]["members"])
     if not -1 <= int(member) < n_members:
         raise ValueError(f"RooRatioFunction '{name}': member index {member} out of range "
@@ -109,13 +109,3 @@ def _ratio_metadata(path) -> dict:
     return meta
 
 
-def _check_features(name: str, variables, expected: list[str]) -> None:
-    """Make the checks of RooRatioFunction's constructor, raising Python errors."""
-    given = [v.GetName() for v in variables]
-    if len(given) != len(expected):
-        raise ValueError(f"RooRatioFunction '{name}': the model has {len(expected)} features "
-                         f"({', '.join(expected)}) but {len(given)} variables were given")
-    for i, var in enumerate(given):
-        if var in expected and expected.index(var) != i:
-            raise ValueError(f"RooRatioFunction '{name}': variable '{var}' is given at position {i} but is "
-                             f"the model's feature number {expected.index(var)} (wrong order)")
