@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from interp_reference import code5 as code5_factor
+from roofit_batch import Batch
 from rooml.data import bbyy
 from rooml.roofit import (
     dataset_with_index,
@@ -37,42 +38,6 @@ NU_GRID = [
     1.7,
     3.0,
 ]
-
-_HELPERS = r"""
-#include <RooFit/Evaluator.h>
-namespace rooml_interp_roofit_test {
-// RooFit's vectorized Evaluator (doEval) on `f`, the observable `name` fed from a column.
-struct Batch {
-  RooFit::Evaluator ev;
-  std::size_t n;
-  Batch(RooAbsReal &f, const char *name, const double *col, std::size_t n_) : ev(f), n(n_) {
-    ev.setInput(name, {col, n}, false);
-  }
-  void run(double *out) {
-    auto r = ev.run();
-    for (std::size_t i = 0; i < n; ++i) out[i] = r[r.size() == 1 ? 0 : i];
-  }
-};
-}
-"""
-
-
-class Batch:
-    """Values of a RooFit function on every event through the vectorized evaluator (doEval)."""
-
-    def __init__(self, ROOT, func, n, index_name="event_index"):
-        if not hasattr(ROOT, "rooml_interp_roofit_test"):
-            assert ROOT.gInterpreter.Declare(_HELPERS)
-        self.col = np.arange(n, dtype=np.float64)
-        self.impl = ROOT.rooml_interp_roofit_test.Batch(func, index_name, self.col, n)
-        self.n = n
-
-    def __call__(self):
-        """Return the values at the current parameters."""
-        out = np.empty(self.n)
-        self.impl.run(out)
-        return out
-
 
 def scalar_values(func, idx, n):
     """getVal() event by event (the scalar evaluate() path)."""

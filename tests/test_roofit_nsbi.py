@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rooml
 from interp_reference import code5
+from roofit_batch import batch
 from rooml.data import offshell4l
 from rooml.roofit import (
     dataset_with_index,
@@ -26,35 +27,6 @@ from rooml.roofit import (
 
 PROCESSES = ("S", "SBI", "B")
 COEFFICIENTS = {"S": "mu - sqrt(mu)", "SBI": "sqrt(mu)", "B": "1 - sqrt(mu)"}
-
-_HELPERS = r"""
-#include <RooFit/Evaluator.h>
-namespace rooml_nsbi_test {
-struct Batch {
-  RooFit::Evaluator ev;
-  std::size_t n;
-  Batch(RooAbsReal &f, const char *name, const double *col, std::size_t n_) : ev(f), n(n_) {
-    ev.setInput(name, {col, n}, false);
-  }
-  void run(double *out) {
-    auto r = ev.run();
-    for (std::size_t i = 0; i < n; ++i) out[i] = r[r.size() == 1 ? 0 : i];
-  }
-};
-}
-"""
-
-
-def batch(ROOT, func, n, index_name="event_index"):
-    """Return the values of ``func`` on events 0..n-1 through RooFit's vectorized evaluator (doEval)."""
-    if not hasattr(ROOT, "rooml_nsbi_test"):
-        assert ROOT.gInterpreter.Declare(_HELPERS)
-    col = np.arange(n, dtype=np.float64)
-    b = ROOT.rooml_nsbi_test.Batch(func, index_name, col, n)
-    out = np.empty(n)
-    b.run(out)
-    return out
-
 
 class Toy:
     """Random positive per-event inputs for 3 processes and 2 nuisance parameters."""
