@@ -96,6 +96,11 @@ public:
    void setShapeNormalizationSample(const std::vector<double> &weights, const std::vector<double> &ratios,
                                     const std::vector<double> &shapeLow, const std::vector<double> &shapeHigh);
    bool shapeNormalized() const { return !_refWeights.empty(); }
+   /// The reference sample as stored (weights normalized to sum 1; layouts as in setShapeNormalizationSample).
+   const std::vector<double> &referenceWeights() const { return _refWeights; }
+   const std::vector<double> &referenceRatios() const { return _refRatios; }
+   const std::vector<double> &referenceShapeLow() const { return _refShapeLow; }
+   const std::vector<double> &referenceShapeHigh() const { return _refShapeHigh; }
    /// N_j(alpha) at the current parameters (1 without a reference sample).
    double shapeNormalization(std::size_t j) const;
 

@@ -74,8 +74,11 @@ double RooEventColumn::valueAt(std::size_t i) const
 
 std::size_t RooEventColumn::lookup(double index, long row) const
 {
-   const std::string where = row < 0 ? std::string("the current index value") : "dataset row " + std::to_string(row);
    const double r = std::round(index);
+   if (std::abs(index - r) <= kIndexTolerance && r >= 0 && r < static_cast<double>(_values.size()))
+      return static_cast<std::size_t>(r);
+   // the message is built only for a bad index (this runs once per event and column)
+   const std::string where = row < 0 ? std::string("the current index value") : "dataset row " + std::to_string(row);
    if (!(std::abs(index - r) <= kIndexTolerance)) {
       fail(where + ": index " + rooml::interp::detail::num(index) + " of '" + _index.arg().GetName() +
            "' is not an integer (an event index is a row number)");

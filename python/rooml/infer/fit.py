@@ -81,10 +81,22 @@ class FitResult:
         return cls(params, corr, result.minNll(), result.status(), result.edm(), result.covQual(), constants)
 
 
-def create_nll(model, data, *, constraints=None, extended: bool | None = None, offset: bool = True):
-    """The model's negative log-likelihood on ``data`` with RooFit's vectorized CPU backend."""
+def create_nll(model, data, *, constraints=None, extended: bool | None = None, offset: bool = True,
+               native: bool = True):
+    """The model's negative log-likelihood on ``data``.
+
+    NSBI models (a ``RooNSBIPdf``, alone or times Gaussian constraints) get rooml's ``RooNSBINLL``, whose
+    analytic gradient and Hessian Minuit uses (``native=False`` forces RooFit's NLL); every other model gets
+    RooFit's vectorized CPU backend.
+    """
     import ROOT
 
+    if native and extended in (None, True):
+        from rooml.roofit.nsbi import nsbi_nll
+
+        nll = nsbi_nll(model, data, constraints=constraints, offset=offset)
+        if nll is not None:
+            return nll
     args = [ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.Offset("initial" if offset else "off")]
     if extended is not None:
         args.append(ROOT.RooFit.Extended(extended))
@@ -94,10 +106,15 @@ def create_nll(model, data, *, constraints=None, extended: bool | None = None, o
 
 
 def minimize(nll, *, strategy: int = 1, hesse: bool = True, minos: list | None = None, print_level: int = -1):
-    """Minimize ``nll`` with Minuit2 (migrad, then hesse / minos); returns the ``RooFitResult``."""
+    """Minimize ``nll`` with Minuit2 (migrad, then hesse / minos); returns the ``RooFitResult``.
+
+    An NLL with an analytic gradient and Hessian (``RooNSBINLL``) has Minuit use both.
+    """
     import ROOT
 
-    minimizer = ROOT.RooMinimizer(nll)
+    config = ROOT.RooMinimizer.Config()
+    config.useHessian = bool(nll.hasHessian())
+    minimizer = ROOT.RooMinimizer(nll, config)
     minimizer.setMinimizerType("Minuit2")
     minimizer.setStrategy(strategy)
     minimizer.setPrintLevel(print_level)

@@ -24,7 +24,7 @@ import numpy as np
 
 from rooml.roofit.column import _load, event_column, set_column_values, to_std_vector
 
-__all__ = ["nsbi_model", "poisson_bootstrap_weights", "to_workspace", "update_event_inputs"]
+__all__ = ["nsbi_model", "nsbi_nll", "poisson_bootstrap_weights", "to_workspace", "update_event_inputs"]
 
 
 def _param(ROOT, spec, default):
@@ -303,6 +303,43 @@ def update_event_inputs(model: dict, ratios: Mapping | None = None, shape: Mappi
     for (p, a), (lo, hi) in (shape or {}).items():
         set_column_values(cols[("lo", p, a)], lo)
         set_column_values(cols[("hi", p, a)], hi)
+
+
+def _nsbi_parts(ROOT, model, constraints):
+    """``(RooNSBIPdf, [RooGaussian constraints])`` of an NSBI model, or None for any other model."""
+    if isinstance(model, Mapping):
+        model = model["pdf"]
+    if isinstance(model, ROOT.RooNSBIPdf):
+        parts = [model]
+    elif isinstance(model, ROOT.RooProdPdf):
+        parts = list(model.pdfList())
+    else:
+        return None
+    nsbi = [p for p in parts if isinstance(p, ROOT.RooNSBIPdf)]
+    others = [p for p in parts if not isinstance(p, ROOT.RooNSBIPdf)] + list(constraints or [])
+    if len(nsbi) != 1 or not all(isinstance(p, ROOT.RooGaussian) for p in others):
+        return None
+    return nsbi[0], others
+
+
+def nsbi_nll(model, data, *, constraints=None, offset: bool = True):
+    """The extended NLL of an NSBI model as a ``RooNSBINLL`` (analytic gradient and Hessian), or None.
+
+    ``model`` is a ``RooNSBIPdf``, a ``RooProdPdf`` of one with ``RooGaussian`` constraint terms (what
+    :func:`nsbi_model` builds) or that function's dictionary; ``constraints`` adds more Gaussian terms.  The value
+    equals RooFit's ``createNLL(data, Extended(True))`` of the same model; RooMinimizer uses the gradient and, with
+    ``Config.useHessian`` (as :func:`rooml.infer.minimize` sets it), the Hessian.  Returns None when the model is
+    not of this form (use RooFit's NLL).  Raises ``rooml`` errors for bad per-event inputs.
+    """
+    ROOT = _load()
+    parts = _nsbi_parts(ROOT, model, constraints)
+    if parts is None:
+        return None
+    nsbi, cons = parts
+    nll = ROOT.RooNSBINLL(f"nll_{nsbi.GetName()}", f"NLL of {nsbi.GetName()}", nsbi, data,
+                          _arglist(ROOT, cons), bool(offset))
+    nll._rooml_keep = (nsbi, cons)
+    return nll
 
 
 def poisson_bootstrap_weights(n: int, seed=None) -> np.ndarray:
