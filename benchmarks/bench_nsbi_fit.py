@@ -5,12 +5,13 @@ in x (means 0, 0.7, -0.6), each nuisance parameter shifts every process's mean
 (shape, per-event ``g_jk^+-`` = ratio of shifted to nominal normal) and scales
 its yield (``G_jk^+-``), code 5 for both; the reference density is the nominal
 mixture, so ``r_j = p_j / p_ref``.  Data are drawn at the truth (mu = 1, all
-alpha = 0), with Gaussian constraints on the alphas.  The fit is
-``rooml.infer.fit`` (RooFit's vectorized CPU backend, Minuit2 strategy 1,
-Hesse); a second, identical minimization counts the NLL calls
-(``RooMinimizer.evalCounter``).
+alpha = 0), with Gaussian constraints on the alphas.  Each sample is fitted
+(Minuit2 strategy 1, then Hesse, from mu = 1.2, alpha = 0.1) with rooml's
+``RooNSBINLL`` (analytic gradient and Hessian; what ``rooml.infer`` uses) and,
+up to ``--roofit-max`` events, with RooFit's own NLL of the same
+``RooNSBIPdf`` (vectorized CPU backend, numerical gradient) as the reference.
 
-    .venv/bin/python benchmarks/bench_nsbi_fit.py [--events 1000000] [--nps 10]
+    .venv/bin/python benchmarks/bench_nsbi_fit.py [--events 1e5 1e6] [--nps 10]
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import time
 
 import numpy as np
 from bench_nll import MEANS, YIELDS, gauss, shifts
-from rooml.infer import create_nll, fit
+from rooml._core import default_threads
+from rooml.infer import create_nll
+from rooml.infer.fit import minimize
 from rooml.roofit import dataset_with_index, index_variable, load_library, nsbi_model
 
 
@@ -91,50 +94,51 @@ def reset(model) -> None:
         a.setVal(0.1)
 
 
+def timed_fit(model, data, native: bool):
+    """(seconds for the NLL, seconds for Migrad + Hesse, RooFitResult, passes or NLL calls) from the start values."""
+    reset(model)
+    t0 = time.perf_counter()
+    nll = create_nll(model["pdf"], data, native=native)
+    t_nll = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = minimize(nll)
+    t_min = time.perf_counter() - t0
+    return t_nll, t_min, result, (nll.passes() if native else None)
+
+
 def main() -> None:
-    """Build, fit, count calls, print."""
+    """Build, fit with rooml's RooNSBINLL and with RooFit's NLL of the same model, print times and ratios."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=float, default=1e6)
+    parser.add_argument("--events", type=float, nargs="+", default=[1e5, 1e6])
     parser.add_argument("--nps", type=int, default=10)
     parser.add_argument("--reference", type=float, default=0,
                         help="Monte-Carlo reference events for the shape normalization (0: exact quadrature)")
+    parser.add_argument("--roofit-max", type=float, default=1e5,
+                        help="largest sample also fitted through RooFit's NLL (numerical gradient; slow)")
     args = parser.parse_args()
     ROOT = load_library()
     ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.ERROR)
-    t0 = time.perf_counter()
-    model, data, _ = build(int(args.events), args.nps, n_reference=int(args.reference))
-    t_build = time.perf_counter() - t0
-    print(f"built: {data.numEntries()} events, 3 processes, {args.nps} nuisance parameters "
-          f"({len(model['columns'])} per-event columns) in {t_build:.1f} s")
-
-    reset(model)
-    t0 = time.perf_counter()
-    result = fit(model["pdf"], data)
-    t_fit = time.perf_counter() - t0
-    print(result)
-
-    reset(model)
-    nll = create_nll(model["pdf"], data)
-    t0 = time.perf_counter()
-    nll.getVal()
-    t_first = time.perf_counter() - t0
-    minimizer = ROOT.RooMinimizer(nll)
-    minimizer.setMinimizerType("Minuit2")
-    minimizer.setStrategy(1)
-    minimizer.setPrintLevel(-1)
-    minimizer.setEps(0.01)
-    t0 = time.perf_counter()
-    minimizer.migrad()
-    n_migrad = minimizer.evalCounter()
-    minimizer.hesse()
-    t_min = time.perf_counter() - t0
-    calls = minimizer.evalCounter()
-    print(f"rooml.infer.fit (NLL construction, first evaluation, Migrad, Hesse, final NLL): "
-          f"{t_fit:.1f} s wall")
-    print(f"first NLL evaluation (looks every per-event column up once): {t_first:.2f} s")
-    print(f"Migrad + Hesse: {t_min:.1f} s, {calls} NLL calls ({n_migrad} in Migrad), "
-          f"{1e3 * t_min / calls:.1f} ms per call")
+    print(f"NSBI fit, 3 processes, {args.nps} nuisance parameters, Minuit2 strategy 1 + Hesse, "
+          f"{default_threads()} threads")
+    for n in args.events:
+        t0 = time.perf_counter()
+        model, data, _ = build(int(n), args.nps, n_reference=int(args.reference))
+        print(f"\n{data.numEntries()} events ({len(model['columns'])} per-event columns, built in "
+              f"{time.perf_counter() - t0:.1f} s)")
+        t_nll, t_min, result, passes = timed_fit(model, data, native=True)
+        mu = result.floatParsFinal().find("mu")
+        print(f"  rooml RooNSBINLL: NLL {t_nll:.2f} s + Migrad/Hesse {t_min:.2f} s = {t_nll + t_min:.2f} s, "
+              f"{passes} passes over the events; status {result.status()}, mu = {mu.getVal():.4f} "
+              f"+- {mu.getError():.4f}")
+        if n > args.roofit_max:
+            continue
+        c_nll, c_min, classic, _ = timed_fit(model, data, native=False)
+        cmu = classic.floatParsFinal().find("mu")
+        print(f"  RooFit NLL of the same RooNSBIPdf: {c_nll + c_min:.2f} s; status {classic.status()}, "
+              f"mu = {cmu.getVal():.4f} +- {cmu.getError():.4f}")
+        print(f"  rooml / RooFit time: {(t_nll + t_min) / (c_nll + c_min):.3f} "
+              f"({(c_nll + c_min) / (t_nll + t_min):.1f}x faster)")
 
 
 if __name__ == "__main__":

@@ -305,6 +305,9 @@ def update_event_inputs(model: dict, ratios: Mapping | None = None, shape: Mappi
         set_column_values(cols[("hi", p, a)], hi)
 
 
+_MULTIPLICATIVE_CODES = (1, 5, 6, 100)
+
+
 def _nsbi_parts(ROOT, model, constraints):
     """``(RooNSBIPdf, [RooGaussian constraints])`` of an NSBI model, or None for any other model."""
     if isinstance(model, Mapping):
@@ -319,6 +322,8 @@ def _nsbi_parts(ROOT, model, constraints):
     others = [p for p in parts if not isinstance(p, ROOT.RooNSBIPdf)] + list(constraints or [])
     if len(nsbi) != 1 or not all(isinstance(p, ROOT.RooGaussian) for p in others):
         return None
+    if any(code not in _MULTIPLICATIVE_CODES for code in nsbi[0].shapeCodes()):
+        return None  # additive per-event shape codes: RooFit's NLL
     return nsbi[0], others
 
 
@@ -329,7 +334,8 @@ def nsbi_nll(model, data, *, constraints=None, offset: bool = True):
     :func:`nsbi_model` builds) or that function's dictionary; ``constraints`` adds more Gaussian terms.  The value
     equals RooFit's ``createNLL(data, Extended(True))`` of the same model; RooMinimizer uses the gradient and, with
     ``Config.useHessian`` (as :func:`rooml.infer.minimize` sets it), the Hessian.  Returns None when the model is
-    not of this form (use RooFit's NLL).  Raises ``rooml`` errors for bad per-event inputs.
+    not of this form or has additive per-event shape codes (0, 2, 4): use RooFit's NLL.  Raises ``rooml`` errors
+    for bad per-event inputs (naming the event).
     """
     ROOT = _load()
     parts = _nsbi_parts(ROOT, model, constraints)
