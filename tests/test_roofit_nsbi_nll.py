@@ -234,3 +234,27 @@ def test_bad_per_event_ratio_names_the_event(roofit):
     first = int(np.flatnonzero(Toy(n=300, seed=7).r["B"] - 0.9 <= 0)[0])
     with pytest.raises(Exception, match=rf"RooNSBINLL.*event {first}: per-event ratio r_2 \('r_bad'\)"):
         nsbi_nll(broken, _data(idx, toy.n, False))
+
+
+def test_cpp_macro_fits_a_workspace_like_python(roofit, tmp_path):
+    import rooml._paths
+    from rooml.roofit import to_workspace
+
+    idx = index_variable()
+    m, data = _gaussian_model(idx, n=2000)
+    path = tmp_path / "nsbi.root"
+    to_workspace(m, data).writeToFile(str(path))
+    _set(m, 1.0, (0.0, 0.0))
+    here = fit(m["pdf"], data)
+    env = dict(os.environ, LD_LIBRARY_PATH=f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    root = Path(sys.executable).with_name("root")
+    macro = Path(__file__).parents[1] / "macros" / "fit_nsbi.C"
+    out = subprocess.run([str(root), "-b", "-q", "-l", f'{macro}("{path}")'], capture_output=True, text=True,
+                         env=env, timeout=300)
+    pars = {line.split()[1]: (float(line.split()[2]), float(line.split()[3]))
+            for line in out.stdout.splitlines() if line.startswith("ROOML_PAR")}
+    assert set(pars) == {"mu", "a1", "a2"}, out.stdout + out.stderr
+    assert "status=0" in out.stdout
+    for name, (value, error) in pars.items():
+        assert value == pytest.approx(here[name].value, abs=1e-3 * error)
+        assert error == pytest.approx(here[name].error, rel=1e-3)
