@@ -28,8 +28,11 @@ from rooml.roofit import dataset_with_index, index_variable, load_library, nsbi_
 
 
 def reference_points(n_reference: int, rng):
-    """Points and weights of the shape-normalization reference: ``n_reference`` events drawn from p_ref, or for
-    ``n_reference = 0`` a Simpson grid of 4001 points on [-9, 9] with weights p_ref(x) dx (exact integrals)."""
+    """Return points and weights of the shape-normalization reference.
+
+    ``n_reference`` events drawn from p_ref, or for ``n_reference = 0`` a Simpson grid of 4001 points
+    on [-9, 9] with weights p_ref(x) dx (exact integrals).
+    """
     if n_reference > 0:
         choice = rng.choice(len(YIELDS), size=n_reference, p=np.array(YIELDS) / np.sum(YIELDS))
         return rng.normal(np.asarray(MEANS)[choice], 1.0), np.ones(n_reference)
@@ -95,7 +98,7 @@ def reset(model) -> None:
 
 
 def timed_fit(model, data, native: bool):
-    """(seconds for the NLL, seconds for Migrad + Hesse, RooFitResult, passes or NLL calls) from the start values."""
+    """Fit from the start values: (seconds for the NLL, seconds for Migrad + Hesse, RooFitResult, passes)."""
     reset(model)
     t0 = time.perf_counter()
     nll = create_nll(model["pdf"], data, native=native)

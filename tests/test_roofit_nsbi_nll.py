@@ -21,7 +21,7 @@ POINTS = [(1.0, (0.0, 0.0)), (0.3, (0.4, -0.7)), (2.5, (-1.0, 1.0)), (1.7, (1.6,
 
 
 def _model(idx, **kw):
-    """The Toy model with a reference sample, mixed normalization codes and a code-1 shape."""
+    """Build the Toy model with a reference sample, mixed normalization codes and a code-1 shape."""
     toy = Toy(n=800, seed=4)
     ref = Toy(n=3000, seed=5)
     w = np.random.default_rng(2).uniform(0.5, 1.5, ref.n)
@@ -108,8 +108,11 @@ def _gauss(x, mean):
 
 
 def _gaussian_model(idx, n=4000, seed=11):
-    """A well-posed NSBI fit: unit-width normal processes, nuisance parameters shifting their means, data drawn
-    at mu = 1, alpha = 0, shapes normalized exactly (a Simpson grid as reference sample)."""
+    """Build a well-posed NSBI fit.
+
+    Unit-width normal processes, nuisance parameters shifting their means, data drawn at mu = 1,
+    alpha = 0, shapes normalized exactly (a Simpson grid as reference sample).
+    """
     from rooml.roofit import nsbi_model
 
     means, fractions = {"S": 0.0, "B1": 0.8, "B2": -0.7}, {"S": 0.1, "B1": 0.5, "B2": 0.4}
@@ -124,7 +127,8 @@ def _gaussian_model(idx, n=4000, seed=11):
         p_ref = sum(fractions[p] * _gauss(points, means[p]) for p in means)
         ratios = {p: _gauss(points, means[p]) / p_ref for p in means}
         shape = {(p, a): (_gauss(points, means[p] - d) / _gauss(points, means[p]),
-                          _gauss(points, means[p] + d) / _gauss(points, means[p])) for (p, a), d in shifts.items()}
+                          _gauss(points, means[p] + d) / _gauss(points, means[p]))
+                 for (p, a), d in shifts.items()}
         return p_ref, ratios, shape
 
     p_ref, ratios, shape = inputs(grid)
@@ -217,9 +221,10 @@ def test_other_models_get_roofits_nll(roofit):
     assert nsbi_nll(additive, data) is None
     assert not isinstance(create_nll(additive["pdf"], data), roofit.RooNSBINLL)
     model = toy.model(index_variable())
-    other = roofit.RooGaussian("g", "g", model["poi"][0], roofit.RooFit.RooConst(1.0), roofit.RooFit.RooConst(2.0))
+    one, two = roofit.RooFit.RooConst(1.0), roofit.RooFit.RooConst(2.0)
+    other = roofit.RooGaussian("g", "g", model["poi"][0], one, two)
     assert nsbi_nll(model, data, constraints=[other]) is not None
-    landau = roofit.RooLandau("l", "l", model["poi"][0], roofit.RooFit.RooConst(1.0), roofit.RooFit.RooConst(2.0))
+    landau = roofit.RooLandau("l", "l", model["poi"][0], one, two)
     assert nsbi_nll(model, data, constraints=[landau]) is None
     assert not isinstance(create_nll(model["pdf"], data, extended=False), roofit.RooNSBINLL)
 
@@ -246,7 +251,8 @@ def test_cpp_macro_fits_a_workspace_like_python(roofit, tmp_path):
     to_workspace(m, data).writeToFile(str(path))
     _set(m, 1.0, (0.0, 0.0))
     here = fit(m["pdf"], data)
-    env = dict(os.environ, LD_LIBRARY_PATH=f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    library_path = f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}"
+    env = dict(os.environ, LD_LIBRARY_PATH=library_path)
     root = Path(sys.executable).with_name("root")
     macro = Path(__file__).parents[1] / "macros" / "fit_nsbi.C"
     out = subprocess.run([str(root), "-b", "-q", "-l", f'{macro}("{path}")'], capture_output=True, text=True,

@@ -83,7 +83,7 @@ class FitResult:
 
 def create_nll(model, data, *, constraints=None, extended: bool | None = None, offset: bool = True,
                native: bool = True):
-    """The model's negative log-likelihood on ``data``.
+    """Build the model's negative log-likelihood on ``data``.
 
     NSBI models (a ``RooNSBIPdf``, alone or times Gaussian constraints) get rooml's ``RooNSBINLL``, whose
     analytic gradient and Hessian Minuit uses (``native=False`` forces RooFit's NLL); every other model gets
@@ -153,5 +153,5 @@ def fit(model, data, *, constraints=None, extended: bool | None = None, minos: l
 
 
 def _absolute_nll(model, data, constraints, extended) -> float:
-    """The NLL at the current parameters without RooFit's offset (comparable across fits)."""
+    """Return the NLL at the current parameters without RooFit's offset (comparable across fits)."""
     return create_nll(model, data, constraints=constraints, extended=extended, offset=False).getVal()

@@ -328,13 +328,14 @@ def _nsbi_parts(ROOT, model, constraints):
 
 
 def nsbi_nll(model, data, *, constraints=None, offset: bool = True):
-    """The extended NLL of an NSBI model as a ``RooNSBINLL`` (analytic gradient and Hessian), or None.
+    """Build the extended NLL of an NSBI model as a ``RooNSBINLL`` (analytic gradient and Hessian), or None.
 
-    ``model`` is a ``RooNSBIPdf``, a ``RooProdPdf`` of one with ``RooGaussian`` constraint terms (what
-    :func:`nsbi_model` builds) or that function's dictionary; ``constraints`` adds more Gaussian terms.  The value
-    equals RooFit's ``createNLL(data, Extended(True))`` of the same model; RooMinimizer uses the gradient and, with
-    ``Config.useHessian`` (as :func:`rooml.infer.minimize` sets it), the Hessian.  Returns None when the model is
-    not of this form or has additive per-event shape codes (0, 2, 4): use RooFit's NLL.  Raises ``rooml`` errors
+    ``model`` is a ``RooNSBIPdf``, a ``RooProdPdf`` of one with ``RooGaussian`` constraint terms
+    (what :func:`nsbi_model` builds) or that function's dictionary; ``constraints`` adds more
+    Gaussian terms.  The value equals RooFit's ``createNLL(data, Extended(True))`` of the same model;
+    RooMinimizer uses the gradient and, with ``Config.useHessian`` (as
+    :func:`rooml.infer.minimize` sets it), the Hessian.  Returns None when the model is not of this
+    form or has additive per-event shape codes (0, 2, 4): use RooFit's NLL.  Raises ``rooml`` errors
     for bad per-event inputs (naming the event).
     """
     ROOT = _load()
