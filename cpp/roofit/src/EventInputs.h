@@ -3,10 +3,13 @@
 #define ROOML_ROOFIT_EVENTINPUTS_H
 
 #include <RooAbsArg.h>
+#include <RooAbsReal.h>
+#include <RooArgList.h>
 #include <RooArgSet.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace rooml_roofit {
 
@@ -25,6 +28,15 @@ inline std::string missingObservable(const RooAbsArg &input, const RooArgSet &no
       names += std::string(names.empty() ? "" : ", ") + "'" + v->GetName() + "'";
    return what + " ('" + input.GetName() + "') depends on none of the dataset's observables: the dataset has no " +
           "column for " + names + " (add the event index with rooml.roofit.dataset_with_index or add_index_column)";
+}
+
+/// The current values of a list of RooAbsReals.
+inline std::vector<double> valuesOf(const RooArgList &list)
+{
+   std::vector<double> v(list.size());
+   for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] = static_cast<const RooAbsReal &>(list[i]).getVal();
+   return v;
 }
 
 } // namespace rooml_roofit

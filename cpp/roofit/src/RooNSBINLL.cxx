@@ -120,14 +120,6 @@ double numericMixed(const RooAbsReal &f, RooRealVar &p, RooRealVar &q)
    return v;
 }
 
-std::vector<double> valuesOf(const RooArgList &list)
-{
-   std::vector<double> v(list.size());
-   for (std::size_t i = 0; i < v.size(); ++i)
-      v[i] = static_cast<const RooAbsReal &>(list[i]).getVal();
-   return v;
-}
-
 } // namespace
 
 /// The parameters of the last computation and everything the derivatives need.
@@ -282,8 +274,8 @@ void RooNSBINLL::enableOffsetting(bool flag)
 void RooNSBINLL::compute(int order) const
 {
    const std::size_t J = _yields.size(), K = _nps.size();
-   std::vector<double> key = valuesOf(_coefs);
-   const std::vector<double> alpha = valuesOf(_nps), cons = valuesOf(_constraintTerms);
+   std::vector<double> key = rooml_roofit::valuesOf(_coefs);
+   const std::vector<double> alpha = rooml_roofit::valuesOf(_nps), cons = rooml_roofit::valuesOf(_constraintTerms);
    key.insert(key.end(), alpha.begin(), alpha.end());
    key.insert(key.end(), cons.begin(), cons.end());
    if (_last && _last->order >= order && _last->key == key)
@@ -347,7 +339,7 @@ void RooNSBINLL::compute(int order) const
 void RooNSBINLL::finish(rooml::nsbi::Order order, const rooml::nsbi::Directions *dirs) const
 {
    Point &p = *_last;
-   const std::vector<double> cons = valuesOf(_constraintTerms);
+   const std::vector<double> cons = rooml_roofit::valuesOf(_constraintTerms);
    p.sums = nsbi::accumulate(*_events, p.alpha.data(), p.c.data(), order, dirs, rooml::default_threads());
    ++_passes;
    const double nu = p.nu;

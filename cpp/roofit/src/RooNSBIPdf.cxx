@@ -188,14 +188,6 @@ bool prefixValid(std::vector<std::uint64_t> &src, std::size_t pos, const std::ve
    return false;
 }
 
-std::vector<double> valuesOf(const RooArgList &list)
-{
-   std::vector<double> v(list.size());
-   for (std::size_t i = 0; i < v.size(); ++i)
-      v[i] = static_cast<const RooAbsReal &>(list[i]).getVal();
-   return v;
-}
-
 } // namespace
 
 // ------------------------------------------------------------------------------------------------ RooNSBIYield
@@ -235,15 +227,15 @@ RooNSBIYield::RooNSBIYield(const RooNSBIYield &other, const char *name)
 double RooNSBIYield::normFactor(std::size_t j) const
 {
    std::vector<double> G;
-   normFactors(_normLow, _normHigh, _normCodes, valuesOf(_nps), _yields.size(), G);
+   normFactors(_normLow, _normHigh, _normCodes, rooml_roofit::valuesOf(_nps), _yields.size(), G);
    return G.at(j);
 }
 
 double RooNSBIYield::evaluate() const
 {
    std::vector<double> G;
-   normFactors(_normLow, _normHigh, _normCodes, valuesOf(_nps), _yields.size(), G);
-   const std::vector<double> f = valuesOf(_coefs);
+   normFactors(_normLow, _normHigh, _normCodes, rooml_roofit::valuesOf(_nps), _yields.size(), G);
+   const std::vector<double> f = rooml_roofit::valuesOf(_coefs);
    double nu = 0.0;
    for (std::size_t j = 0; j < _yields.size(); ++j)
       nu += f[j] * _yields[j] * G[j];
@@ -497,13 +489,13 @@ const std::vector<double> &RooNSBIPdf::shapeNormalizationAt(const std::vector<do
 
 double RooNSBIPdf::shapeNormalization(std::size_t j) const
 {
-   return shapeNormalizationAt(valuesOf(_nps)).at(j);
+   return shapeNormalizationAt(rooml_roofit::valuesOf(_nps)).at(j);
 }
 
 double RooNSBIPdf::normFactor(std::size_t j) const
 {
    std::vector<double> G;
-   normFactors(_normLow, _normHigh, _normCodes, valuesOf(_nps), _yields.size(), G);
+   normFactors(_normLow, _normHigh, _normCodes, rooml_roofit::valuesOf(_nps), _yields.size(), G);
    return G.at(j);
 }
 
@@ -530,8 +522,8 @@ double RooNSBIPdf::expectedEvents(const RooArgSet * /*nset*/) const
 {
    const std::size_t J = _yields.size();
    std::vector<double> G;
-   normFactors(_normLow, _normHigh, _normCodes, valuesOf(_nps), J, G);
-   const std::vector<double> f = valuesOf(_coefs);
+   normFactors(_normLow, _normHigh, _normCodes, rooml_roofit::valuesOf(_nps), J, G);
+   const std::vector<double> f = rooml_roofit::valuesOf(_coefs);
    double nu = 0.0;
    for (std::size_t j = 0; j < J; ++j)
       nu += f[j] * _yields[j] * G[j];
@@ -560,7 +552,7 @@ void RooNSBIPdf::checkRatio(double v, std::size_t j, long k, int side, long row)
 double RooNSBIPdf::evaluate() const
 {
    const std::size_t J = _yields.size(), K = _nps.size();
-   const std::vector<double> f = valuesOf(_coefs), alpha = valuesOf(_nps);
+   const std::vector<double> f = rooml_roofit::valuesOf(_coefs), alpha = rooml_roofit::valuesOf(_nps);
    std::vector<double> c;
    const double nu = processCoefficients(f, alpha, c);
    if (!(std::isfinite(nu) && nu > 0)) {
