@@ -125,7 +125,8 @@ double numericMixed(const RooAbsReal &f, RooRealVar &p, RooRealVar &q)
 /// The parameters of the last computation and everything the derivatives need.
 struct RooNSBINLL::Point {
    std::vector<double> key;           // f_j, alpha_k, constraint inputs
-   int order = -1;
+   int order = -1;                    // the pass over the events done (-1: none yet)
+   bool secondDerivatives = false;    // lh2 includes the reference sample's second derivatives
    double value = 0.0;                // absolute NLL (NaN when invalid)
    double nu = 0.0;                   // expected events
    std::vector<double> f, alpha, c, h; // J, K, J, J
@@ -280,10 +281,13 @@ void RooNSBINLL::compute(int order) const
    key.insert(key.end(), cons.begin(), cons.end());
    if (_last && _last->order >= order && _last->key == key)
       return;
+   if (order == 2 && _last && _last->key == key && _last->secondDerivatives)
+      return; // the coefficients' second derivatives are there; derivatives() runs the Hessian pass
    auto pt = std::make_shared<Point>();
    Point &p = *pt;
    p.key = key;
-   p.order = order;
+   p.order = -1; // set by finish(): no value and sums before the pass over the events
+   p.secondDerivatives = order == 2;
    p.f.assign(key.begin(), key.begin() + J);
    p.alpha = alpha;
    p.G.assign(J, 1.0);
@@ -341,6 +345,7 @@ void RooNSBINLL::finish(rooml::nsbi::Order order, const rooml::nsbi::Directions 
    Point &p = *_last;
    const std::vector<double> cons = rooml_roofit::valuesOf(_constraintTerms);
    p.sums = nsbi::accumulate(*_events, p.alpha.data(), p.c.data(), order, dirs, rooml::default_threads());
+   p.order = static_cast<int>(order);
    ++_passes;
    const double nu = p.nu;
    double constraint = 0.0;
