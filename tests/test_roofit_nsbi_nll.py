@@ -264,3 +264,24 @@ def test_cpp_macro_fits_a_workspace_like_python(roofit, tmp_path):
     for name, (value, error) in pars.items():
         assert value == pytest.approx(here[name].value, abs=1e-3 * error)
         assert error == pytest.approx(here[name].error, rel=1e-3)
+
+
+def test_input_that_is_a_variable_missing_from_the_data_is_refused(roofit):
+    """A per-event input that is itself a RooRealVar must be a column of the dataset (else: one value for all)."""
+    idx = index_variable()
+    toy = Toy(n=200, seed=8)
+    loose = roofit.RooRealVar("r_loose", "not a dataset column", 0.8, 0.1, 2.0)
+    toy.r["B"] = loose
+    m = toy.model(idx)
+    data = _data(idx, toy.n, False)
+    with pytest.raises(Exception, match=r"r_loose.*no column"):
+        nsbi_nll(m, data)
+    with pytest.raises(Exception, match=r"r_loose.*no column"):
+        create_nll(m["pdf"], data, native=False).getVal()
+    # as a column of the dataset it is a per-event input like any other
+    values = np.random.default_rng(1).uniform(0.5, 1.0, toy.n)
+    with_column = dataset_with_index({"r_loose": values}, idx, variables=[loose])
+    nll = nsbi_nll(m, with_column, offset=False)
+    reference = create_nll(m["pdf"], with_column, native=False, offset=False)
+    _set(m, 1.2, (0.1, -0.3))
+    assert nll.getVal() == pytest.approx(reference.getVal() + _range_constant(m), rel=1e-13)

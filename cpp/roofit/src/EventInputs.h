@@ -21,6 +21,8 @@ namespace rooml_roofit {
 inline std::string missingObservable(const RooAbsArg &input, const RooArgSet &normSet, const std::string &what)
 {
    const std::unique_ptr<RooArgSet> variables{input.getVariables()};
+   if (input.isFundamental() && variables->empty())
+      variables->add(input); // a variable used directly as the input (getVariables() of a variable is empty)
    if (variables->empty() || variables->overlaps(normSet))
       return {};
    std::string names;
