@@ -131,6 +131,18 @@ def test_results_independent_of_thread_count(exported):
     np.testing.assert_array_equal(core.member_log_ratios(x, threads=3), core.member_log_ratios(x, threads=1))
 
 
+def test_one_member_alone_equals_its_column(exported):
+    """member_log_ratio(x, k) runs member k only and gives exactly column k of member_log_ratios."""
+    _, path, v = exported
+    x = _inputs(700, seed=10)
+    core = rooml.load(path)
+    all_members = core.member_log_ratios(x)
+    for k in range(v["members"]):
+        np.testing.assert_array_equal(core.member_log_ratio(x, k), all_members[:, k])
+    with pytest.raises(Exception, match="member 9 of"):
+        core.member_log_ratio(x, 9)
+
+
 def test_metadata_contents(exported):
     model, path, v = exported
     meta = read_metadata(path)

@@ -41,6 +41,18 @@ Array member_log_ratios(const RatioModel& r, const py::object& x, int threads) {
   return out;
 }
 
+Array member_log_ratio(const RatioModel& r, const py::object& x, std::size_t member, int threads) {
+  Array xs = rooml_py::matrix(x, r.n_features(), "x");
+  const std::size_t n = static_cast<std::size_t>(xs.shape(0));
+  Array out(static_cast<py::ssize_t>(n));
+  double* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    r.member_log_ratio(xs.data(), n, member, o, threads);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_ratio(py::module_& m) {
@@ -70,5 +82,7 @@ void bind_ratio(py::module_& m) {
           "ratio", [](const RatioModel& r, const py::object& x, int t) { return evaluate(r, x, t, What::Ratio); },
           py::arg("x"), py::arg("threads") = 0, "r(x) = exp(log_ratio(x)).")
       .def("member_log_ratios", &member_log_ratios, py::arg("x"), py::arg("threads") = 0,
-           "log r_k(x) of every ensemble member, shape (events, n_members).");
+           "log r_k(x) of every ensemble member, shape (events, n_members).")
+      .def("member_log_ratio", &member_log_ratio, py::arg("x"), py::arg("member"), py::arg("threads") = 0,
+           "log r_k(x) of ensemble member k alone (only that network runs), shape (events,).");
 }

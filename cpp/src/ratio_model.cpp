@@ -154,10 +154,10 @@ void RatioModel::check_inputs(const double* x, std::size_t n) const {
   }
 }
 
-// Runs every member on each block; sink(begin, count, values) gets the members'
-// log-ratios as n_members rows of stride kBlock.
+// Runs every member (or only member `only` >= 0) on each block; sink(begin, count, values) gets the members'
+// log-ratios as n_members rows of stride kBlock (only row `only` filled when given).
 template <class Sink>
-void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& sink) const {
+void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& sink, long only) const {
   check_inputs(x, n);
   const std::size_t d = n_features(), k = members_.size();
   const int workers = threads > 0 ? threads : default_threads();
@@ -180,7 +180,8 @@ void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& si
           throw Error("event " + std::to_string(begin + e) + ", variable '" + features_[f] +
                       "': value is outside the domain of the model's preprocessing (log/logit of a "
                       "non-positive value?)");
-    for (std::size_t m = 0; m < k; ++m) {
+    const std::size_t first = only < 0 ? 0 : static_cast<std::size_t>(only), last = only < 0 ? k : first + 1;
+    for (std::size_t m = first; m < last; ++m) {
       const Member& member = members_[m];
       const double* in = z;
       double* out = a;
@@ -239,6 +240,19 @@ void RatioModel::member_log_ratios(const double* x, std::size_t n, double* out, 
     for (std::size_t e = 0; e < count; ++e)
       for (std::size_t m = 0; m < k; ++m) out[(begin + e) * k + m] = values[m * kBlock + e];
   });
+}
+
+void RatioModel::member_log_ratio(const double* x, std::size_t n, std::size_t member, double* out,
+                                  int threads) const {
+  if (member >= members_.size())
+    throw Error("ratio model '" + source_ + "': member " + std::to_string(member) + " of " +
+                std::to_string(members_.size()) + " requested (members are numbered from 0)");
+  evaluate(
+      x, n, threads,
+      [&](std::size_t begin, std::size_t count, const double* values) {
+        std::copy_n(values + member * kBlock, count, out + begin);
+      },
+      static_cast<long>(member));
 }
 
 }  // namespace rooml

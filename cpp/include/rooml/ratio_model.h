@@ -57,12 +57,15 @@ class RatioModel {
   /// log r_k(x) of every member, row-major (n x n_members).
   void member_log_ratios(const double* x, std::size_t n, double* out, int threads = 0) const;
 
+  /// log r_k(x) of member k alone (only that network runs): n values, equal to column k of member_log_ratios.
+  void member_log_ratio(const double* x, std::size_t n, std::size_t member, double* out, int threads = 0) const;
+
  private:
   struct Member;
   RatioModel();
   void check_inputs(const double* x, std::size_t n) const;
   template <class Sink>
-  void evaluate(const double* x, std::size_t n, int threads, Sink&& sink) const;
+  void evaluate(const double* x, std::size_t n, int threads, Sink&& sink, long only = -1) const;
 
   std::vector<std::string> features_;
   std::vector<double> low_, high_;

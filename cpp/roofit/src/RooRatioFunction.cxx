@@ -118,11 +118,7 @@ void RooRatioFunction::logRatios(const std::vector<double> &x, std::size_t n, do
       if (_member < 0) {
          m.log_ratio(x.data(), n, out);
       } else {
-         const std::size_t k = m.n_members();
-         std::vector<double> all(n * k);
-         m.member_log_ratios(x.data(), n, all.data());
-         for (std::size_t e = 0; e < n; ++e)
-            out[e] = all[e * k + static_cast<std::size_t>(_member)];
+         m.member_log_ratio(x.data(), n, static_cast<std::size_t>(_member), out);
       }
    } catch (const rooml::Error &err) {
       // Bad inputs are a property of the data, not of the parameters: stop instead of steering Minuit.
