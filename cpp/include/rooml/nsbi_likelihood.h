@@ -16,9 +16,9 @@
 // not depend on the number of threads (bit for bit).
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rooml/error.h"
