@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import subprocess
 import sys
@@ -11,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rooml
 from rooml.combine import combine, load_workspace, model_config, simultaneous_constant, write_workspace
 from rooml.data import offshell4l
 from rooml.infer import fit
 from rooml.roofit import dataset_with_index, index_variable, nsbi_model, to_workspace
+from root_macro import run_root_macro
 
 PROCESSES = ("S", "SBI", "B")
 LUMI_SCALE = 0.5  # unbinned channel: offshell4l yields x 0.5 (about 670 events)
@@ -411,17 +410,7 @@ def test_cli_end_to_end(roofit, inputs, tmp_path):
     # and in a C++ macro with nothing but gSystem->Load("libRooML")
     macro = tmp_path / "combined_nll.C"
     macro.write_text(_MACRO)
-    env = dict(
-        os.environ, LD_LIBRARY_PATH=f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}"
-    )
-    root = Path(sys.executable).with_name("root")
-    res = subprocess.run(
-        [str(root), "-b", "-q", "-l", f'{macro}("{out}")'],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    res = run_root_macro(macro, out)
     match = re.search(r"ROOML_NLL (\S+) (\d+)", res.stdout)
     assert match, res.stdout + res.stderr
     fresh = load_workspace(out)  # the stored parameter values, as the macro sees them

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from flow_factory import random_flow
 from rooml.demo import slice as demo_slice
 from rooml.export import export_flow
 from rooml.roofit import flow_pdf
+from root_macro import run_root_macro
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,10 +132,7 @@ def test_workspace_round_trip_in_new_process(fitted, tmp_path, roofit):
 def test_cpp_macro_reproduces_python_fit(fitted, tmp_path):
     xy, model, data, fit = fitted
     path = demo_slice.write_workspace(model, data, tmp_path / "ws.root")
-    env = dict(os.environ, LD_LIBRARY_PATH=f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}")
-    root = Path(sys.executable).with_name("root")
-    out = subprocess.run([str(root), "-b", "-q", "-l", f'{REPO}/macros/fit_workspace.C("{path}")'],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = run_root_macro(f"{REPO}/macros/fit_workspace.C", path)
     match = re.search(r"ROOML_FIT n_s=(\S+) n_s_err=(\S+) n_b=(\S+) n_b_err=(\S+) nll=(\S+) status=(\d+)", out.stdout)
     assert match, out.stdout + out.stderr
     ns, ns_err, nb, nb_err, nll, status = (float(v) for v in match.groups())

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import rooml
 from interp_reference import code5
 from roofit_batch import batch
 from rooml.data import offshell4l
@@ -24,6 +21,7 @@ from rooml.roofit import (
     to_workspace,
     update_event_inputs,
 )
+from root_macro import run_root_macro
 
 PROCESSES = ("S", "SBI", "B")
 COEFFICIENTS = {"S": "mu - sqrt(mu)", "SBI": "sqrt(mu)", "B": "1 - sqrt(mu)"}
@@ -333,17 +331,7 @@ def test_workspace_round_trip_in_new_process(roofit, idx, tmp_path):
     # and in a C++ macro with nothing but gSystem->Load("libRooML")
     macro = tmp_path / "nsbi_nll.C"
     macro.write_text(_MACRO)
-    env = dict(
-        os.environ, LD_LIBRARY_PATH=f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}"
-    )
-    root = Path(sys.executable).with_name("root")
-    out = subprocess.run(
-        [str(root), "-b", "-q", "-l", f'{macro}("{path}")'],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    out = run_root_macro(macro, path)
     match = re.search(r"ROOML_NLL (\S+)", out.stdout)
     assert match, out.stdout + out.stderr
     assert float(match.group(1)) == pytest.approx(here[0], rel=1e-14)

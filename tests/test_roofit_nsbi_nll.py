@@ -13,6 +13,7 @@ import pytest
 from rooml.infer import create_nll, fit
 from rooml.infer.fit import minimize
 from rooml.roofit import dataset_with_index, index_variable, nsbi_nll, poisson_bootstrap_weights
+from root_macro import run_root_macro
 from scipy.stats import norm
 from test_roofit_nsbi import Toy
 
@@ -242,7 +243,6 @@ def test_bad_per_event_ratio_names_the_event(roofit):
 
 
 def test_cpp_macro_fits_a_workspace_like_python(roofit, tmp_path):
-    import rooml._paths
     from rooml.roofit import to_workspace
 
     idx = index_variable()
@@ -251,12 +251,7 @@ def test_cpp_macro_fits_a_workspace_like_python(roofit, tmp_path):
     to_workspace(m, data).writeToFile(str(path))
     _set(m, 1.0, (0.0, 0.0))
     here = fit(m["pdf"], data)
-    library_path = f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}"
-    env = dict(os.environ, LD_LIBRARY_PATH=library_path)
-    root = Path(sys.executable).with_name("root")
-    macro = Path(__file__).parents[1] / "macros" / "fit_nsbi.C"
-    out = subprocess.run([str(root), "-b", "-q", "-l", f'{macro}("{path}")'], capture_output=True, text=True,
-                         env=env, timeout=300)
+    out = run_root_macro(Path(__file__).parents[1] / "macros" / "fit_nsbi.C", path)
     pars = {line.split()[1]: (float(line.split()[2]), float(line.split()[3]))
             for line in out.stdout.splitlines() if line.startswith("ROOML_PAR")}
     assert set(pars) == {"mu", "a1", "a2"}, out.stdout + out.stderr
@@ -267,7 +262,7 @@ def test_cpp_macro_fits_a_workspace_like_python(roofit, tmp_path):
 
 
 def test_input_that_is_a_variable_missing_from_the_data_is_refused(roofit):
-    """A per-event input that is itself a RooRealVar must be a column of the dataset (else: one value for all)."""
+    """A per-event input that is a bare RooRealVar must be a dataset column (else one value for all)."""
     idx = index_variable()
     toy = Toy(n=200, seed=8)
     loose = roofit.RooRealVar("r_loose", "not a dataset column", 0.8, 0.1, 2.0)

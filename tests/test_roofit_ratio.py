@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from rooml.export import ModelFileError, export_ratio
 from rooml.models import Preprocessing, RatioConfig, RatioEnsemble, TrainedRatio
 from rooml.models.ratio import RatioNet
 from rooml.roofit import dataset_with_index, index_variable, nsbi_model, ratio_function, ratio_variables
+from root_macro import run_root_macro
 
 FEATURES = ["x0", "x1", "x2"]
 LIMIT = 6.0  # the variables' range; the models' support is wider
@@ -248,11 +248,7 @@ def test_cpp_macro(models, tmp_path):
     macro = tmp_path / "ratio_macro.C"
     macro.write_text(_MACRO)
     path = models["files"]["single"]
-    libs = f"{rooml._paths.library_dir()}:{os.environ.get('LD_LIBRARY_PATH', '')}"
-    env = dict(os.environ, LD_LIBRARY_PATH=libs)
-    root = Path(sys.executable).with_name("root")
-    out = subprocess.run([str(root), "-b", "-q", "-l", f'{macro}("{path}")'], capture_output=True, text=True,
-                         env=env, timeout=300)  # fmt: skip
+    out = run_root_macro(macro, path)
     got = [float(v) for v in re.findall(r"ROOML_RATIO (\S+)", out.stdout)]
     points = np.array([[0.1, -0.2, 0.3], [1.5, 2.5, -3.0], [-4.0, 0.0, 5.5]])
     assert got == pytest.approx(rooml.load(path).ratio(points), rel=1e-14), out.stdout + out.stderr

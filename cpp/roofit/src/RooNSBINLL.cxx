@@ -343,13 +343,13 @@ void RooNSBINLL::compute(int order) const
 void RooNSBINLL::finish(rooml::nsbi::Order order, const rooml::nsbi::Directions *dirs) const
 {
    Point &p = *_last;
-   const std::vector<double> cons = rooml_roofit::valuesOf(_constraintTerms);
+   const double *cons = p.key.data() + _yields.size() + _nps.size(); // x, mean, sigma per constraint
    p.sums = nsbi::accumulate(*_events, p.alpha.data(), p.c.data(), order, dirs, rooml::default_threads());
    p.order = static_cast<int>(order);
    ++_passes;
    const double nu = p.nu;
    double constraint = 0.0;
-   for (std::size_t i = 0; i + 2 < cons.size(); i += 3) {
+   for (std::size_t i = 0; i + 2 < _constraintTerms.size(); i += 3) {
       const double z = (cons[i] - cons[i + 1]) / cons[i + 2];
       constraint += 0.5 * z * z + std::log(cons[i + 2]) + 0.5 * std::log(2 * M_PI);
    }
