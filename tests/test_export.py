@@ -11,7 +11,7 @@ import torch
 from flow_factory import random_flow
 from nflows.distributions import StandardNormal
 from nflows.flows import Flow
-from nflows.transforms import AffineCouplingTransform, CompositeTransform
+from nflows.transforms import AdditiveCouplingTransform, CompositeTransform
 from rooml.export import ModelFileError, UnsupportedModelError, export_flow, read_metadata
 
 
@@ -125,10 +125,10 @@ def test_tampered_metadata_fails_hash(flow_file, tmp_path):
 def test_unsupported_transform_is_named(tmp_path):
     from nflows.nn.nets import ResidualNet
 
-    transform = AffineCouplingTransform([0, 1], lambda a, b: ResidualNet(a, b, 8))
+    transform = AdditiveCouplingTransform([0, 1], lambda a, b: ResidualNet(a, b, 8))
     flow = Flow(CompositeTransform([transform]), StandardNormal([2]))
     target = tmp_path / "affine.onnx"
-    with pytest.raises(UnsupportedModelError, match="AffineCouplingTransform"):
+    with pytest.raises(UnsupportedModelError, match="AdditiveCouplingTransform"):
         export_flow(flow, target)
     assert not target.exists()
 

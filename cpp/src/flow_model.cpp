@@ -84,9 +84,8 @@ std::unique_ptr<FlowMember> make_member(const json::Value& doc, const WeightSour
   auto member = std::make_unique<FlowMember>();
   member->preprocessing = std::make_unique<Preprocessing>(doc["preprocessing"], dim);
   const json::Value& arch = doc["architecture"];
-  if (arch["base"].as_string() != "standard_normal")
-    throw Error(source + ": unsupported base distribution '" + arch["base"].as_string() + "'");
   for (const auto& t : arch["transforms"].as_array()) member->transforms.push_back(make_transform(t, weights, dim));
+  if (auto base = make_base(arch, weights, dim)) member->transforms.push_back(std::move(base));
   return member;
 }
 

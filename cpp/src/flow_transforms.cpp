@@ -11,8 +11,11 @@
 namespace rooml {
 namespace {
 
-// Workspace slots: conditioners use 0..4, transforms 8..11.
-enum Slot : std::size_t { kCat = 0, kHidden, kTemp, kTemp2, kGate, kGather = 8, kParams, kCopy, kLogdet };
+// Workspace slots: conditioners use 0..7, transforms 8..13.
+enum Slot : std::size_t {
+  kCat = 0, kHidden, kTemp, kTemp2, kGate, kAct, kMlpA, kMlpB,
+  kGather = 8, kParams, kCopy, kLogdet, kBaseParams, kConverted
+};
 
 // h += t * sigmoid(g): the GLU gate of nflows' residual blocks with context, and the residual sum.
 void gated_residual(double* h, const double* t, const double* g, std::size_t rows, std::size_t n) {
@@ -55,12 +58,45 @@ SplineSpec spline_spec(const json::Value& spec) {
   return s;
 }
 
+DenseActivation parse_activation(const json::Value& spec, const std::string& where) {
+  static const std::map<std::string, DenseActivation::Kind> kinds = {
+      {"identity", DenseActivation::Kind::Identity}, {"relu", DenseActivation::Kind::Relu},
+      {"leaky_relu", DenseActivation::Kind::LeakyRelu}, {"elu", DenseActivation::Kind::Elu},
+      {"selu", DenseActivation::Kind::Selu}, {"tanh", DenseActivation::Kind::Tanh},
+      {"sigmoid", DenseActivation::Kind::Sigmoid}, {"silu", DenseActivation::Kind::Silu},
+      {"gelu", DenseActivation::Kind::Gelu}};
+  const std::string name = spec["activation"].as_string();
+  auto it = kinds.find(name);
+  if (it == kinds.end()) throw Error(where + ": unsupported activation '" + name + "'");
+  DenseActivation a;
+  a.kind = it->second;
+  if (a.kind == DenseActivation::Kind::LeakyRelu || a.kind == DenseActivation::Kind::Elu) {
+    if (!spec.contains("activation_param")) throw Error(where + ": activation '" + name + "' needs its parameter");
+    a.param = spec["activation_param"].as_number();
+  }
+  return a;
+}
+
+// y = d(act(x)) for `rows` input rows; relu folds into the dense kernel, other activations go
+// through `scratch` (x itself is left unchanged).
+void dense_on_activated(const Dense& d, const DenseActivation& act, const double* x, double* y, double* scratch,
+                        std::size_t n) {
+  if (act.is_relu()) {
+    d.apply_relu_input(x, y, n, kBlock);
+    return;
+  }
+  copy_rows(x, scratch, d.in, n);
+  act.apply(scratch, d.in, n, kBlock);
+  d.apply(scratch, y, n, kBlock);
+}
+
 // --- conditioners -----------------------------------------------------------------------
 
 class ResidualNet final : public Conditioner {
  public:
   ResidualNet(const json::Value& spec, const WeightSource& w, std::size_t n_in, std::size_t n_out) {
     const std::string p = spec["prefix"].as_string();
+    act_ = parse_activation(spec, w.source() + ": conditioner " + p);
     n_context_ = static_cast<std::size_t>(spec["context"].as_int());
     const bool bn = spec["batch_norm"].as_bool();
     const double eps = spec["batch_norm_eps"].as_number();
@@ -89,16 +125,17 @@ class ResidualNet final : public Conditioner {
     double* h = ws.get(kHidden, hidden * kBlock);
     double* t = ws.get(kTemp, hidden * kBlock);
     double* t2 = ws.get(kTemp2, hidden * kBlock);
+    double* scratch = act_.is_relu() ? nullptr : ws.get(kAct, hidden * kBlock);
     initial_.apply(cat, h, n, kBlock);
     for (const auto& b : blocks_) {
       if (b.use_bn) {
         b.bn0.apply(h, t, n, kBlock);
-        b.linear0.apply_relu_input(t, t2, n, kBlock);
+        dense_on_activated(b.linear0, act_, t, t2, scratch, n);
         b.bn1.apply(t2, t2, n, kBlock);
       } else {
-        b.linear0.apply_relu_input(h, t2, n, kBlock);
+        dense_on_activated(b.linear0, act_, h, t2, scratch, n);
       }
-      b.linear1.apply_relu_input(t2, t, n, kBlock);
+      dense_on_activated(b.linear1, act_, t2, t, scratch, n);
       if (n_context_) {
         double* g = ws.get(kGate, hidden * kBlock);
         b.gate.apply(context, g, n, kBlock);
@@ -110,10 +147,6 @@ class ResidualNet final : public Conditioner {
     final_.apply(h, out, n, kBlock);
   }
 
-  static void relu_rows(double* x, std::size_t rows, std::size_t n) {
-    for (std::size_t r = 0; r < rows; ++r) relu_inplace(x + r * kBlock, n);
-  }
-
  private:
   struct Block_ {
     Dense linear0, linear1, gate;
@@ -123,12 +156,14 @@ class ResidualNet final : public Conditioner {
   Dense initial_, final_;
   std::vector<Block_> blocks_;
   std::size_t n_context_ = 0;
+  DenseActivation act_;
 };
 
 class Made final : public Conditioner {
  public:
   Made(const json::Value& spec, const WeightSource& w, std::size_t n_in, std::size_t n_out) {
     const std::string p = spec["prefix"].as_string();
+    act_ = parse_activation(spec, w.source() + ": MADE " + p);
     n_context_ = static_cast<std::size_t>(spec["context"].as_int());
     residual_ = spec["residual"].as_bool();
     const bool bn = spec["batch_norm"].as_bool();
@@ -168,14 +203,15 @@ class Made final : public Conditioner {
     if (n_context_) {
       double* g = ws.get(kGate, hidden * kBlock);
       context_.apply(ctx, g, n, kBlock);
-      for (std::size_t i = 0; i < hidden * kBlock; ++i) h[i] += g[i] > 0.0 ? g[i] : 0.0;
+      act_.apply(g, hidden, n, kBlock);
+      add_rows(h, g, hidden, n);
     }
-    if (!residual_) ResidualNet::relu_rows(h, hidden, n);
+    if (!residual_) act_.apply(h, hidden, n, kBlock);
     for (const auto& b : blocks_) {
       if (residual_) {
         copy_rows(h, t, hidden, n);
         if (b.use_bn) b.bn0.apply(t, t, n, kBlock);
-        ResidualNet::relu_rows(t, hidden, n);
+        act_.apply(t, hidden, n, kBlock);
         b.linear0.apply(t, t2, n, kBlock);
         if (n_context_) {
           double* g = ws.get(kGate, hidden * kBlock);
@@ -184,7 +220,7 @@ class Made final : public Conditioner {
             for (std::size_t e = 0; e < n; ++e) t2[r * kBlock + e] += g[r * kBlock + e];
         }
         if (b.use_bn) b.bn1.apply(t2, t2, n, kBlock);
-        ResidualNet::relu_rows(t2, hidden, n);
+        act_.apply(t2, hidden, n, kBlock);
         b.linear1.apply(t2, t, n, kBlock);
         for (std::size_t r = 0; r < hidden; ++r)
           for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e];
@@ -192,7 +228,7 @@ class Made final : public Conditioner {
         copy_rows(h, t, hidden, n);
         if (b.use_bn) b.bn0.apply(t, t, n, kBlock);
         b.linear0.apply(t, h, n, kBlock);
-        ResidualNet::relu_rows(h, hidden, n);
+        act_.apply(h, hidden, n, kBlock);
       }
     }
     final_.apply(h, out, n, kBlock);
@@ -208,6 +244,51 @@ class Made final : public Conditioner {
   std::vector<Block_> blocks_;
   std::size_t n_context_ = 0;
   bool residual_ = true;
+  DenseActivation act_;
+};
+
+/// A chain of (optionally masked) dense layers, each followed by its own activation, on
+/// [inputs, context]: zuko's MaskedMLP, a torch Linear or Sequential context encoder.
+class Mlp final : public Conditioner {
+ public:
+  Mlp(const json::Value& spec, const WeightSource& w, std::size_t n_in, std::size_t n_out) {
+    n_context_ = static_cast<std::size_t>(spec["context"].as_int());
+    for (const auto& layer : spec["layers"].as_array()) {
+      const std::string p = layer["prefix"].as_string();
+      layers_.push_back(w.dense(p, layer["mask"].as_bool() ? "mask" : ""));
+      acts_.push_back(parse_activation(layer, w.source() + ": layer " + p));
+      if (layers_.size() > 1 && layers_.back().in != layers_[layers_.size() - 2].out)
+        throw Error(w.source() + ": layer " + p + " does not fit the previous layer's outputs");
+    }
+    if (layers_.empty()) throw Error(w.source() + ": an MLP conditioner without layers");
+    if (layers_.front().in != n_in + n_context_ || layers_.back().out != n_out)
+      throw Error(w.source() + ": MLP " + spec["layers"].at(0)["prefix"].as_string() +
+                  " does not match the transform's feature counts");
+  }
+
+  void apply(const double* in, const double* context, double* out, std::size_t n,
+             Workspace& ws) const override {
+    const std::size_t n_in = layers_.front().in - n_context_;
+    const double* x = in;
+    if (n_context_) {
+      double* cat = ws.get(kCat, layers_.front().in * kBlock);
+      if (n_in) copy_rows(in, cat, n_in, n);
+      copy_rows(context, cat + n_in * kBlock, n_context_, n);
+      x = cat;
+    }
+    for (std::size_t k = 0; k < layers_.size(); ++k) {
+      const bool last = k + 1 == layers_.size();
+      double* y = last ? out : ws.get(k % 2 ? kMlpB : kMlpA, layers_[k].out * kBlock);
+      layers_[k].apply(x, y, n, kBlock);
+      acts_[k].apply(y, layers_[k].out, n, kBlock);
+      x = y;
+    }
+  }
+
+ private:
+  std::vector<Dense> layers_;
+  std::vector<DenseActivation> acts_;
+  std::size_t n_context_ = 0;
 };
 
 // --- transforms ---------------------------------------------------------------------------
@@ -351,22 +432,157 @@ class RQCoupling final : public Transform {
   std::unique_ptr<Conditioner> net_;
 };
 
-class RQAutoregressive final : public Transform {
+/// The element-wise map of an autoregressive or coupling transform, from its parameter rows.
+class Elementwise {
  public:
-  RQAutoregressive(const json::Value& spec, const WeightSource& w, std::size_t dim)
-      : dim_(dim), spline_(spline_spec(spec)) {
-    net_ = make_conditioner(spec["net"], w, dim, dim * spline_.params_per_feature());
+  enum class Kind { Spline, ZukoSpline, AffineSoftplus, AffineSigmoid, ZukoAffine };
+
+  explicit Elementwise(const json::Value& spec) {
+    const std::string type = spec["type"].as_string();
+    const std::string param = spec.contains("parametrization") ? spec["parametrization"].as_string() : "nflows";
+    if (param != "nflows" && param != "zuko")
+      throw Error("model architecture: unknown parametrization '" + param + "'");
+    const bool zuko = param == "zuko";
+    if (type == "rq_autoregressive" || type == "rq_coupling") {
+      kind_ = zuko ? Kind::ZukoSpline : Kind::Spline;
+      if (zuko) {
+        // zuko's knots are nflows' with no minimum sizes or slopes, after a soft clip of the raw values
+        spline_.num_bins = static_cast<int>(spec["num_bins"].as_int());
+        spline_.tail_bound = spec["tail_bound"].as_number();
+        spline_.min_bin_width = spline_.min_bin_height = spline_.min_derivative = 0.0;
+        spline_.scale = 1.0;
+        log_slope_ = std::log(spec["slope"].as_number());
+      } else {
+        spline_ = spline_spec(spec);
+      }
+      per_feature_ = static_cast<std::size_t>(spline_.params_per_feature());
+    } else {
+      per_feature_ = 2;
+      if (zuko) {
+        kind_ = Kind::ZukoAffine;
+        log_slope_ = std::log(spec["slope"].as_number());
+      } else {
+        kind_ = type == "affine_coupling" ? Kind::AffineSigmoid : Kind::AffineSoftplus;
+        eps_ = spec["eps"].as_number();
+      }
+    }
+  }
+
+  std::size_t per_feature() const { return per_feature_; }
+
+  /// Feature map with its parameters at rows[0..per_feature): in -> out, log|d out / d in| added to logdet.
+  void apply(const double* const* rows, const double* in, double* out, double* logdet, std::size_t n,
+             bool inverse, Workspace& ws) const {
+    switch (kind_) {
+      case Kind::Spline: rq_spline(spline_, rows, in, out, logdet, n, inverse, ws.spline); return;
+      case Kind::ZukoSpline: zuko_spline(rows, in, out, logdet, n, inverse, ws); return;
+      default: affine(rows, in, out, logdet, n, inverse); return;
+    }
+  }
+
+ private:
+  double soft_clip(double v, double bound) const { return v / (1.0 + std::fabs(v / bound)); }
+
+  void zuko_spline(const double* const* rows, const double* in, double* out, double* logdet, std::size_t n,
+                   bool inverse, Workspace& ws) const {
+    const std::size_t K = static_cast<std::size_t>(spline_.num_bins);
+    double* conv = ws.get(kConverted, per_feature_ * kBlock);
+    std::vector<const double*> converted(per_feature_);
+    for (std::size_t k = 0; k < per_feature_; ++k) {
+      double* row = conv + k * kBlock;
+      converted[k] = row;
+      const double* raw = rows[k];
+      if (k < 2 * K) {  // widths, heights: v / (1 + |2 v / log slope|), softmax-invariant otherwise
+        for (std::size_t e = 0; e < n; ++e) row[e] = soft_clip(raw[e], 0.5 * log_slope_);
+      } else {  // derivative exp(clip(v)) as the raw value u with softplus(u) = exp(clip(v))
+        for (std::size_t e = 0; e < n; ++e) {
+          const double d = std::exp(soft_clip(raw[e], log_slope_));
+          row[e] = d + std::log(-std::expm1(-d));
+        }
+      }
+    }
+    rq_spline(spline_, converted.data(), in, out, logdet, n, inverse, ws.spline);
+  }
+
+  void affine(const double* const* rows, const double* in, double* out, double* logdet, std::size_t n,
+              bool inverse) const {
+    // raw scale and shift rows: nflows MAF [scale, shift]; zuko [shift, scale]; the coupling
+    // transform passes [scale, shift] too (see AffineCoupling)
+    const double* u = kind_ == Kind::ZukoAffine ? rows[1] : rows[0];
+    const double* shift = kind_ == Kind::ZukoAffine ? rows[0] : rows[1];
+    for (std::size_t e = 0; e < n; ++e) {
+      double log_scale, scale;
+      switch (kind_) {
+        case Kind::AffineSoftplus: scale = softplus(u[e]) + eps_; log_scale = std::log(scale); break;
+        case Kind::AffineSigmoid: scale = 1.0 / (1.0 + std::exp(-(u[e] + 2.0))) + eps_; log_scale = std::log(scale); break;
+        default: log_scale = soft_clip(u[e], log_slope_); scale = std::exp(log_scale); break;
+      }
+      if (inverse) {
+        out[e] = (in[e] - shift[e]) / scale;
+        logdet[e] -= log_scale;
+      } else {
+        out[e] = in[e] * scale + shift[e];
+        logdet[e] += log_scale;
+      }
+    }
+  }
+
+  Kind kind_ = Kind::Spline;
+  SplineSpec spline_;
+  std::size_t per_feature_ = 0;
+  double eps_ = 0.0, log_slope_ = 0.0;
+};
+
+/// Affine coupling (nflows' AffineCouplingTransform): net outputs [shifts..., raw scales...].
+class AffineCoupling final : public Transform {
+ public:
+  AffineCoupling(const json::Value& spec, const WeightSource& w, std::size_t dim)
+      : identity_(indices(spec["identity"], dim, "coupling identity")),
+        transformed_(indices(spec["transform"], dim, "coupling transform")),
+        map_(spec) {
+    if (identity_.size() + transformed_.size() != dim)
+      throw Error("model architecture: coupling masks do not cover the features");
+    net_ = make_conditioner(spec["net"], w, identity_.size(), 2 * transformed_.size());
+  }
+  void forward(Block& b) const override { run(b, false); }
+  void inverse(Block& b) const override { run(b, true); }
+
+ private:
+  void run(Block& b, bool inverse) const {
+    const std::size_t t = transformed_.size();
+    double* ident = b.ws->get(kGather, identity_.size() * kBlock);
+    for (std::size_t j = 0; j < identity_.size(); ++j)
+      std::memcpy(ident + j * kBlock, b.z + identity_[j] * kBlock, b.n * sizeof(double));
+    double* params = b.ws->get(kParams, 2 * t * kBlock);
+    net_->apply(ident, b.context, params, b.n, *b.ws);
+    for (std::size_t j = 0; j < t; ++j) {
+      const double* rows[2] = {params + (t + j) * kBlock, params + j * kBlock};
+      double* zj = b.z + transformed_[j] * kBlock;
+      map_.apply(rows, zj, zj, b.logdet, b.n, inverse, *b.ws);
+    }
+  }
+  std::vector<std::size_t> identity_, transformed_;
+  Elementwise map_;
+  std::unique_ptr<Conditioner> net_;
+};
+
+/// Masked autoregressive transform (nflows MAF / RQ-spline, zuko MAF / NSF): the conditioner
+/// returns the element-wise map's parameters feature by feature.
+class Autoregressive final : public Transform {
+ public:
+  Autoregressive(const json::Value& spec, const WeightSource& w, std::size_t dim) : dim_(dim), map_(spec) {
+    net_ = make_conditioner(spec["net"], w, dim, dim * map_.per_feature());
   }
 
   void forward(Block& b) const override {
-    double* params = b.ws->get(kParams, dim_ * spline_.params_per_feature() * kBlock);
+    double* params = b.ws->get(kParams, dim_ * map_.per_feature() * kBlock);
     net_->apply(b.z, b.context, params, b.n, *b.ws);
-    splines(b, params, b.z, b.z, b.logdet, false);
+    maps(b, params, b.z, b.z, b.logdet, false);
   }
 
-  // nflows' inverse: D passes, each recomputing the parameters from the partial output.
+  // D passes, each recomputing the parameters from the partial output (exact after D passes).
   void inverse(Block& b) const override {
-    double* params = b.ws->get(kParams, dim_ * spline_.params_per_feature() * kBlock);
+    double* params = b.ws->get(kParams, dim_ * map_.per_feature() * kBlock);
     double* y = b.ws->get(kCopy, dim_ * kBlock);
     double* ld = b.ws->get(kLogdet, kBlock);
     copy_rows(b.z, y, dim_, b.n);
@@ -374,25 +590,99 @@ class RQAutoregressive final : public Transform {
     for (std::size_t pass = 0; pass < dim_; ++pass) {
       net_->apply(b.z, b.context, params, b.n, *b.ws);
       std::fill(ld, ld + kBlock, 0.0);
-      splines(b, params, y, b.z, ld, true);
+      maps(b, params, y, b.z, ld, true);
     }
     for (std::size_t e = 0; e < b.n; ++e) b.logdet[e] += ld[e];
   }
 
  private:
-  void splines(Block& b, const double* params, const double* in, double* out, double* logdet,
-               bool inverse) const {
-    const std::size_t m = spline_.params_per_feature();
+  void maps(Block& b, const double* params, const double* in, double* out, double* logdet, bool inverse) const {
+    const std::size_t m = map_.per_feature();
     std::vector<const double*> rows(m);
     for (std::size_t f = 0; f < dim_; ++f) {
       for (std::size_t k = 0; k < m; ++k) rows[k] = params + (f * m + k) * kBlock;
-      rq_spline(spline_, rows.data(), in + f * kBlock, out + f * kBlock, logdet, b.n, inverse,
-                b.ws->spline);
+      map_.apply(rows.data(), in + f * kBlock, out + f * kBlock, logdet, b.n, inverse, *b.ws);
     }
   }
   std::size_t dim_;
-  SplineSpec spline_;
+  Elementwise map_;
   std::unique_ptr<Conditioner> net_;
+};
+
+std::unique_ptr<Transform> make_act_norm(const json::Value& spec, const WeightSource& w, std::size_t d) {
+  const std::string p = spec["prefix"].as_string();
+  const auto log_scale = w.vector(p + ".log_scale", d);
+  const auto shift = w.vector(p + ".shift", d);
+  Dense fwd{d, d, std::vector<double>(d * d, 0.0), shift};
+  Dense inv{d, d, std::vector<double>(d * d, 0.0), std::vector<double>(d)};
+  double logdet = 0.0;
+  for (std::size_t i = 0; i < d; ++i) {
+    fwd.weight[i * d + i] = std::exp(log_scale[i]);
+    inv.weight[i * d + i] = std::exp(-log_scale[i]);
+    inv.bias[i] = -shift[i] * std::exp(-log_scale[i]);
+    logdet += log_scale[i];
+  }
+  return std::make_unique<LinearTransform>(std::move(fwd), std::move(inv), logdet);
+}
+
+/// Diagonal normal base N(mean, exp(log_std)^2) as the map to a standard normal.
+std::unique_ptr<Transform> make_diagonal_base(const json::Value& arch, std::size_t d) {
+  const auto mean = arch["base_mean"].as_doubles();
+  const auto log_std = arch["base_log_std"].as_doubles();
+  if (mean.size() != d || log_std.size() != d)
+    throw Error("model architecture: diagonal normal base of the wrong dimension");
+  Dense fwd{d, d, std::vector<double>(d * d, 0.0), std::vector<double>(d)};
+  Dense inv{d, d, std::vector<double>(d * d, 0.0), mean};
+  double logdet = 0.0;
+  for (std::size_t i = 0; i < d; ++i) {
+    fwd.weight[i * d + i] = std::exp(-log_std[i]);
+    fwd.bias[i] = -mean[i] * std::exp(-log_std[i]);
+    inv.weight[i * d + i] = std::exp(log_std[i]);
+    logdet -= log_std[i];
+  }
+  return std::make_unique<LinearTransform>(std::move(fwd), std::move(inv), logdet);
+}
+
+/// nflows' ConditionalDiagonalNormal: encoder(context) = [means, log stds], as the map to a standard normal.
+class ConditionalDiagonalBase final : public Transform {
+ public:
+  ConditionalDiagonalBase(const json::Value& arch, const WeightSource& w, std::size_t dim) : dim_(dim) {
+    encoder_ = make_conditioner(arch["base_encoder"], w, 0, 2 * dim);
+  }
+  void forward(Block& b) const override {
+    const double* p = params(b);
+    for (std::size_t f = 0; f < dim_; ++f) {
+      const double* m = p + f * kBlock;
+      const double* ls = p + (dim_ + f) * kBlock;
+      double* z = b.z + f * kBlock;
+      for (std::size_t e = 0; e < b.n; ++e) {
+        z[e] = (z[e] - m[e]) * std::exp(-ls[e]);
+        b.logdet[e] -= ls[e];
+      }
+    }
+  }
+  void inverse(Block& b) const override {
+    const double* p = params(b);
+    for (std::size_t f = 0; f < dim_; ++f) {
+      const double* m = p + f * kBlock;
+      const double* ls = p + (dim_ + f) * kBlock;
+      double* z = b.z + f * kBlock;
+      for (std::size_t e = 0; e < b.n; ++e) {
+        z[e] = m[e] + std::exp(ls[e]) * z[e];
+        b.logdet[e] += ls[e];
+      }
+    }
+  }
+
+ private:
+  const double* params(Block& b) const {
+    if (!b.context) throw Error("model architecture: a conditional base distribution needs the context");
+    double* p = b.ws->get(kBaseParams, 2 * dim_ * kBlock);
+    encoder_->apply(nullptr, b.context, p, b.n, *b.ws);
+    return p;
+  }
+  std::size_t dim_;
+  std::unique_ptr<Conditioner> encoder_;
 };
 
 }  // namespace
@@ -447,10 +737,9 @@ Affine WeightSource::batchnorm1d(const std::string& prefix, double eps) const {
 std::unique_ptr<Conditioner> make_conditioner(const json::Value& spec, const WeightSource& w,
                                               std::size_t n_in, std::size_t n_out) {
   const std::string type = spec["type"].as_string();
-  if (spec["activation"].as_string() != "relu")
-    throw Error(w.source() + ": unsupported activation '" + spec["activation"].as_string() + "'");
   if (type == "resnet") return std::make_unique<ResidualNet>(spec, w, n_in, n_out);
   if (type == "made") return std::make_unique<Made>(spec, w, n_in, n_out);
+  if (type == "mlp") return std::make_unique<Mlp>(spec, w, n_in, n_out);
   throw Error(w.source() + ": unsupported conditioner type '" + type + "'");
 }
 
@@ -460,11 +749,52 @@ std::unique_ptr<Transform> make_transform(const json::Value& spec, const WeightS
   if (type == "lu_linear") return make_lu(spec, w, dim);
   if (type == "batch_norm") return make_batch_norm(spec, w, dim);
   if (type == "rq_coupling") return std::make_unique<RQCoupling>(spec, w, dim);
-  if (type == "rq_autoregressive") return std::make_unique<RQAutoregressive>(spec, w, dim);
+  if (type == "rq_autoregressive" || type == "affine_autoregressive")
+    return std::make_unique<Autoregressive>(spec, w, dim);
+  if (type == "affine_coupling") return std::make_unique<AffineCoupling>(spec, w, dim);
+  if (type == "act_norm") return make_act_norm(spec, w, dim);
   throw Error(w.source() + ": unsupported transform type '" + type + "' (file written by a newer rooml?)");
 }
 
+std::unique_ptr<Transform> make_base(const json::Value& arch, const WeightSource& w, std::size_t dim) {
+  const std::string base = arch["base"].as_string();
+  if (base == "standard_normal") return nullptr;
+  if (base == "diagonal_normal") return make_diagonal_base(arch, dim);
+  if (base == "conditional_diagonal_normal") return std::make_unique<ConditionalDiagonalBase>(arch, w, dim);
+  throw Error(w.source() + ": unsupported base distribution '" + base + "'");
+}
+
 // --- preprocessing ----------------------------------------------------------------------------
+
+namespace {
+
+// |lambda| below double eps counts as 0 (|lambda - 2| as 2), as in scipy.
+constexpr double kLambdaEps = 2.220446049250313e-16;
+
+// Yeo-Johnson or Box-Cox of x (scipy's formulas), adding log|dy/dx| to logdet.
+double power_forward(bool box_cox, double x, double l, double& logdet) {
+  if (box_cox) {
+    const double lx = std::log(x);
+    logdet += (l - 1.0) * lx;
+    return std::fabs(l) < kLambdaEps ? lx : std::expm1(l * lx) / l;
+  }
+  if (x >= 0.0) {
+    const double lp = std::log1p(x);
+    logdet += (l - 1.0) * lp;
+    return std::fabs(l) < kLambdaEps ? lp : std::expm1(l * lp) / l;
+  }
+  const double ln = std::log1p(-x);
+  logdet += (1.0 - l) * ln;
+  return std::fabs(l - 2.0) < kLambdaEps ? -ln : -std::expm1((2.0 - l) * ln) / (2.0 - l);
+}
+
+double power_inverse(bool box_cox, double y, double l) {
+  if (box_cox) return std::fabs(l) < kLambdaEps ? std::exp(y) : std::exp(std::log1p(l * y) / l);
+  if (y >= 0.0) return std::fabs(l) < kLambdaEps ? std::expm1(y) : std::expm1(std::log1p(l * y) / l);
+  return std::fabs(l - 2.0) < kLambdaEps ? -std::expm1(-y) : -std::expm1(std::log1p(-(2.0 - l) * y) / (2.0 - l));
+}
+
+}  // namespace
 
 Preprocessing::Preprocessing(const json::Value& steps, std::size_t dim) {
   for (const auto& s : steps.as_array()) {
@@ -487,6 +817,10 @@ Preprocessing::Preprocessing(const json::Value& steps, std::size_t dim) {
       step.kind = Step::Kind::Clip;
       step.p = s["low"].as_doubles();
       step.q = s["high"].as_doubles();
+    } else if (kind == "yeo_johnson" || kind == "box_cox") {
+      step.kind = kind == "box_cox" ? Step::Kind::BoxCox : Step::Kind::YeoJohnson;
+      step.p = s["lmbda"].as_doubles();
+      step.q.assign(step.p.size(), 0.0);
     } else {
       throw Error("model preprocessing: unknown kind '" + kind + "'");
     }
@@ -530,6 +864,10 @@ void Preprocessing::forward(Block& b) const {
         case Step::Kind::Clip:
           for (std::size_t e = 0; e < b.n; ++e) x[e] = std::clamp(x[e], p, q);
           break;
+        case Step::Kind::YeoJohnson:
+        case Step::Kind::BoxCox:
+          for (std::size_t e = 0; e < b.n; ++e) x[e] = power_forward(s.kind == Step::Kind::BoxCox, x[e], p, ld[e]);
+          break;
       }
     }
   }
@@ -547,6 +885,8 @@ void Preprocessing::inverse(Block& b) const {
           case Step::Kind::Log: x[e] = (std::exp(x[e]) - q) / p; break;
           case Step::Kind::Logit: x[e] = 1.0 / (1.0 + std::exp(-x[e])); break;
           case Step::Kind::Clip: break;
+          case Step::Kind::YeoJohnson: x[e] = power_inverse(false, x[e], p); break;
+          case Step::Kind::BoxCox: x[e] = power_inverse(true, x[e], p); break;
         }
       }
     }

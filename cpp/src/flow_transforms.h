@@ -75,6 +75,10 @@ class Transform {
 std::unique_ptr<Transform> make_transform(const json::Value& spec, const WeightSource& weights,
                                           std::size_t dim);
 
+/// The base distribution as a map onto a standard normal (null for a standard normal base).
+std::unique_ptr<Transform> make_base(const json::Value& architecture, const WeightSource& weights,
+                                     std::size_t dim);
+
 /// Elementwise preprocessing of physical features (see rooml.models.preprocessing).
 class Preprocessing {
  public:
@@ -86,9 +90,9 @@ class Preprocessing {
 
  private:
   struct Step {
-    enum class Kind { Affine, Log, Logit, Clip } kind;
+    enum class Kind { Affine, Log, Logit, Clip, YeoJohnson, BoxCox } kind;
     std::vector<std::size_t> features;
-    std::vector<double> p, q;  // affine: shift, scale; log: a, b; clip: low, high
+    std::vector<double> p, q;  // affine: shift, scale; log: a, b; clip: low, high; power: lambda, -
   };
   std::vector<Step> steps_;
 };

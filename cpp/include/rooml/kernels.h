@@ -121,6 +121,50 @@ inline void relu_inplace(double* x, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) x[i] = x[i] > 0.0 ? x[i] : 0.0;
 }
 
+/// An element-wise activation of a conditioner network, with torch's exact formulas.
+struct DenseActivation {
+  enum class Kind { Identity, Relu, LeakyRelu, Elu, Selu, Tanh, Sigmoid, Silu, Gelu };
+  Kind kind = Kind::Relu;
+  double param = 0.0;  // LeakyRelu: negative slope; Elu: alpha
+
+  bool is_relu() const { return kind == Kind::Relu; }
+
+  /// x <- act(x) on `rows` rows of `n` events (row r at x + r * stride).
+  void apply(double* x, std::size_t rows, std::size_t n, std::size_t stride) const {
+    if (kind == Kind::Identity) return;
+    for (std::size_t r = 0; r < rows; ++r) {
+      double* __restrict v = x + r * stride;
+      switch (kind) {
+        case Kind::Relu: relu_inplace(v, n); break;
+        case Kind::LeakyRelu:
+          for (std::size_t e = 0; e < n; ++e) v[e] = v[e] > 0.0 ? v[e] : param * v[e];
+          break;
+        case Kind::Elu:
+          for (std::size_t e = 0; e < n; ++e) v[e] = v[e] > 0.0 ? v[e] : param * std::expm1(v[e]);
+          break;
+        case Kind::Selu: {
+          constexpr double alpha = 1.6732632423543772848170429916717, scale = 1.0507009873554804934193349852946;
+          for (std::size_t e = 0; e < n; ++e) v[e] = scale * (v[e] > 0.0 ? v[e] : alpha * std::expm1(v[e]));
+          break;
+        }
+        case Kind::Tanh:
+          for (std::size_t e = 0; e < n; ++e) v[e] = std::tanh(v[e]);
+          break;
+        case Kind::Sigmoid:
+          for (std::size_t e = 0; e < n; ++e) v[e] = 1.0 / (1.0 + std::exp(-v[e]));
+          break;
+        case Kind::Silu:
+          for (std::size_t e = 0; e < n; ++e) v[e] = v[e] / (1.0 + std::exp(-v[e]));
+          break;
+        case Kind::Gelu:
+          for (std::size_t e = 0; e < n; ++e) v[e] = 0.5 * v[e] * (1.0 + std::erf(v[e] * M_SQRT1_2));
+          break;
+        case Kind::Identity: break;
+      }
+    }
+  }
+};
+
 /// Numerically stable softplus, log(1 + exp(x)) (scalar; loops use fast_softplus).
 inline double softplus(double x) { return (x > 0.0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x))); }
 

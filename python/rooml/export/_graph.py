@@ -38,10 +38,10 @@ def _resnet(net, x, context):
         t = h
         if block.use_batch_norm:
             t = _batchnorm1d(t, block.batch_norm_layers[0])
-        t = _linear(torch.relu(t), block.linear_layers[0])
+        t = _linear(block.activation(t), block.linear_layers[0])
         if block.use_batch_norm:
             t = _batchnorm1d(t, block.batch_norm_layers[1])
-        t = _linear(torch.relu(t), block.linear_layers[1])
+        t = _linear(block.activation(t), block.linear_layers[1])
         if context is not None:
             t = t * torch.sigmoid(_linear(context, block.context_layer))
         h = h + t
@@ -49,26 +49,27 @@ def _resnet(net, x, context):
 
 
 def _made(net, x, context):
+    act = net.activation
     h = _linear(x, net.initial_layer, net.initial_layer.mask)
     if context is not None:
-        h = h + torch.relu(_linear(context, net.context_layer))
+        h = h + act(_linear(context, net.context_layer))
     if not net.use_residual_blocks:
-        h = torch.relu(h)
+        h = act(h)
     for block in net.blocks:
         if hasattr(block, "linear_layers"):  # residual block
             t = h
             if block.use_batch_norm:
                 t = _batchnorm1d(t, block.batch_norm_layers[0])
-            t = _linear(torch.relu(t), block.linear_layers[0], block.linear_layers[0].mask)
+            t = _linear(act(t), block.linear_layers[0], block.linear_layers[0].mask)
             if context is not None:
                 t = t + _linear(context, block.context_layer)
             if block.use_batch_norm:
                 t = _batchnorm1d(t, block.batch_norm_layers[1])
-            t = _linear(torch.relu(t), block.linear_layers[1], block.linear_layers[1].mask)
+            t = _linear(act(t), block.linear_layers[1], block.linear_layers[1].mask)
             h = h + t
         else:  # feed-forward block
             t = _batchnorm1d(h, block.batch_norm) if block.batch_norm is not None else h
-            h = torch.relu(_linear(t, block.linear, block.linear.mask))
+            h = act(_linear(t, block.linear, block.linear.mask))
     return _linear(h, net.final_layer, net.final_layer.mask)
 
 
@@ -147,39 +148,42 @@ def _lu_weight(t):
     return lower @ upper, torch.sum(torch.log(diag))
 
 
+def preprocess_graph(preprocessing: list[dict], x):
+    """Preprocessing steps as traceable torch operations: ``(y, log|dy/dx|)``."""
+    from rooml.models.preprocessing import Preprocessing
+
+    return Preprocessing.from_list(preprocessing).forward_torch(x, check=False)
+
+
+def _base_log_prob(distribution, z, context):
+    """Log-density of nflows' base distributions, mask-free."""
+    d = z.shape[1]
+    log_norm = 0.5 * d * math.log(2 * math.pi)
+    name = type(distribution).__name__
+    if name == "StandardNormal":
+        return -0.5 * torch.sum(z * z, dim=1) - log_norm
+    if name == "DiagonalNormal":
+        mean, log_std = distribution.mean_, distribution.log_std_
+    else:  # ConditionalDiagonalNormal
+        params = distribution._context_encoder(context)
+        mean, log_std = params[:, :d], params[:, d:]
+    u = (z - mean) * torch.exp(-log_std)
+    return -0.5 * torch.sum(u * u, dim=1) - torch.sum(log_std * torch.ones_like(z), dim=1) - log_norm
+
+
 class ExportFlow(nn.Module):
     """Physical-space ``log_prob(x, context)`` of a flow with its preprocessing."""
 
     def __init__(self, flow, preprocessing: list[dict], n_context: int):
         super().__init__()
         self.transform = flow._transform
+        self.distribution = flow._distribution
         self.leaves = flatten_transforms(flow._transform)
         self.preprocessing = preprocessing
         self.n_context = n_context
 
     def _preprocess(self, x):
-        logdet = torch.zeros_like(x[:, 0])
-        columns = list(torch.unbind(x, dim=1))
-        for step in self.preprocessing:
-            for j, i in enumerate(step["features"]):
-                c = columns[i]
-                kind = step["kind"]
-                if kind == "affine":
-                    columns[i] = (c - step["shift"][j]) / step["scale"][j]
-                    logdet = logdet - math.log(abs(step["scale"][j]))
-                elif kind == "log":
-                    a, b = step["a"][j], step["b"][j]
-                    arg = a * c + b
-                    columns[i] = torch.log(arg)
-                    logdet = logdet + math.log(abs(a)) - torch.log(arg)
-                elif kind == "logit":
-                    columns[i] = torch.log(c) - torch.log1p(-c)
-                    logdet = logdet - torch.log(c) - torch.log1p(-c)
-                elif kind == "clip":
-                    columns[i] = torch.clamp(c, step["low"][j], step["high"][j])
-                else:
-                    raise ValueError(f"unknown preprocessing kind {kind!r}")
-        return torch.stack(columns, dim=1), logdet
+        return preprocess_graph(self.preprocessing, x)
 
     def forward(self, x, context=None):
         """Return the log-density of ``x`` (physical variables) given ``context``.
@@ -195,8 +199,7 @@ class ExportFlow(nn.Module):
         for t in self.leaves:
             z, ld = self._apply(t, z, context)
             flow_logdet = flow_logdet + ld
-        d = z.shape[1]
-        base = -0.5 * torch.sum(z * z, dim=1) - 0.5 * d * math.log(2 * math.pi)
+        base = _base_log_prob(self.distribution, z, context)
         return logdet + (flow_logdet + base).double()
 
     def _apply(self, t, z, context):
@@ -224,6 +227,24 @@ class ExportFlow(nn.Module):
             for j, i in enumerate(t.transform_features.tolist()):
                 parts[i] = y[:, j]
             return torch.stack(parts, dim=1), torch.sum(ld, dim=1)
+        if name == "MaskedAffineAutoregressiveTransform":
+            params = _made(t.autoregressive_net, z, context).reshape(z.shape[0], z.shape[1], 2)
+            scale = _softplus(params[..., 0]) + t._epsilon
+            return z * scale + params[..., 1], torch.sum(torch.log(scale), dim=1)
+        if name == "AffineCouplingTransform":
+            ident = z[:, t.identity_features]
+            params = _resnet(t.transform_net, ident, context)
+            n_t = len(t.transform_features)
+            scale = torch.sigmoid(params[:, n_t:] + 2) + 1e-3
+            y = z[:, t.transform_features] * scale + params[:, :n_t]
+            parts = [None] * z.shape[1]
+            for j, i in enumerate(t.identity_features.tolist()):
+                parts[i] = ident[:, j]
+            for j, i in enumerate(t.transform_features.tolist()):
+                parts[i] = y[:, j]
+            return torch.stack(parts, dim=1), torch.sum(torch.log(scale), dim=1)
+        if name == "ActNorm":
+            return z * torch.exp(t.log_scale) + t.shift, zero + torch.sum(t.log_scale)
         if name == "MaskedPiecewiseRationalQuadraticAutoregressiveTransform":
             net = t.autoregressive_net
             params = _made(net, z, context).reshape(z.shape[0], z.shape[1], -1)

@@ -26,6 +26,14 @@ import torch
 from rooml._version import __version__
 from rooml.export._describe import UnsupportedModelError, describe_flow
 from rooml.export._graph import ExportFlow
+from rooml.export._zuko import (
+    ExportZukoFlow,
+    describe_zuko_flow,
+    is_zuko_flow,
+    zuko_log_prob,
+    zuko_n_features,
+    zuko_sample,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -37,6 +45,7 @@ __all__ = [
     "export_flow",
     "read_metadata",
     "run_onnxruntime",
+    "sample_flow",
     "write_atomic",
 ]
 
@@ -95,6 +104,32 @@ def _unwrap(model):
     return model, [], None, None, None
 
 
+def _nflows_base_sample(distribution, n: int, context, generator, dtype) -> torch.Tensor:
+    """Draw from an nflows base distribution (``DiagonalNormal`` has no sampler of its own)."""
+    eps = torch.randn((n, *tuple(distribution._shape)), generator=generator, dtype=dtype)
+    name = type(distribution).__name__
+    if name == "DiagonalNormal":
+        return distribution.mean_ + torch.exp(distribution.log_std_) * eps
+    if name == "ConditionalDiagonalNormal":
+        params = distribution._context_encoder(context.to(eps.dtype))
+        d = params.shape[-1] // 2
+        return params[:, :d] + torch.exp(params[:, d:]) * eps
+    return eps
+
+
+def sample_flow(flow, n: int, context, seed: int = 1234) -> torch.Tensor:
+    """``n`` flow-space samples of an nflows or zuko flow (one per context row, if given)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        if is_zuko_flow(flow):
+            torch.manual_seed(seed)
+            return zuko_sample(flow, n, context)
+        dtype = next(flow.parameters()).dtype
+        ctx = context.to(dtype) if context is not None else None
+        z = _nflows_base_sample(flow._distribution, n, ctx, gen, dtype)
+        return flow._transform.inverse(z, context=ctx)[0]
+
+
 def _reference_inputs(flow, pre, n_features, n_context, n=256, seed=1234, context_sample=None):
     """Physical-space events to validate the export on: the flow's own samples.
 
@@ -107,11 +142,7 @@ def _reference_inputs(flow, pre, n_features, n_context, n=256, seed=1234, contex
         context = rows[torch.randint(len(rows), (n,), generator=gen)]
     else:
         context = torch.randn(n, n_context, generator=gen) if n_context else None
-    with torch.no_grad():
-        if context is None:
-            z = flow.sample(n)
-        else:
-            z = flow.sample(1, context=context)[:, 0, :]
+    z = sample_flow(flow, n, context, seed)
     y = z.double().numpy()
     if not pre:
         return y, (context.double().numpy() if context is not None else None)
@@ -128,18 +159,20 @@ def export_flow(
     features: list[str] | None = None,
     context: list[str] | None = None,
     support: list[tuple[float, float]] | None = None,
-    preprocessing: list[dict] | None = None,
+    preprocessing=None,
     reference_inputs: tuple[np.ndarray, np.ndarray | None] | None = None,
     tolerance: float = 1e-4,
     overwrite: bool = False,
     opset: int = 17,
+    network_dtype: str = "float32",
 ) -> Path:
     """Export a flow to an ``.onnx`` file that onnxruntime and rooml's core both run.
 
     Parameters
     ----------
     model
-        A rooml ``TrainedFlow`` or an nflows ``Flow`` built from supported transforms.
+        A rooml ``TrainedFlow``, an nflows ``Flow`` built from supported parts, or a
+        zuko flow (``zuko.flows.NSF`` / ``MAF``).
     path
         Output file.  An existing file is replaced only with ``overwrite=True``.
     features, context
@@ -148,12 +181,20 @@ def export_flow(
     support
         ``(low, high)`` per feature; events outside are rejected at evaluation.
     preprocessing
-        Preprocessing steps (``Preprocessing.to_list()`` form) for a bare flow.
+        Preprocessing steps (``Preprocessing.to_list()`` form) for a bare flow, or a
+        fitted scikit-learn transformer translated by
+        :func:`rooml.export.sklearn_steps.steps_from_sklearn` (its Jacobian is included).
     reference_inputs
         ``(x, context)`` used to check onnxruntime against torch; default: the
         flow's own samples.
     tolerance
         Largest accepted ``|log_prob_onnxruntime - log_prob_torch| / (1 + |log_prob|)``.
+    network_dtype
+        ``"float32"`` (default) or ``"float64"``: the precision of the network in the
+        ONNX graph that onnxruntime runs.  The weights keep their float32 values
+        either way, so rooml's core (always float64) computes the same; a float64
+        graph agrees with it to rounding (useful for deep flows with many spline
+        bins, whose float32 graph can miss the default tolerance).
 
     Returns
     -------
@@ -161,11 +202,21 @@ def export_flow(
         The written file.
     """
     flow, pre, names, ctx_names, model_support = _unwrap(model)
-    pre = preprocessing if preprocessing is not None else pre
+    if network_dtype not in ("float32", "float64"):
+        raise ValueError(f"network_dtype must be 'float32' or 'float64', not {network_dtype!r}")
     flow = copy.deepcopy(flow).float().cpu().eval()
-    prefix = "transform"
-    architecture = describe_flow(flow, prefix)
-    n_features = _n_features(flow)
+    if network_dtype == "float64":
+        flow = flow.double()
+    zuko = is_zuko_flow(flow)
+    n_features = zuko_n_features(flow) if zuko else _n_features(flow)
+    pre = _preprocessing_steps(preprocessing, n_features) if preprocessing is not None else pre
+    if zuko:
+        architecture = describe_zuko_flow(flow, "flow")
+        state = {f"flow.{k}": v for k, v in flow.state_dict().items()}
+    else:
+        architecture = describe_flow(flow, "transform", "distribution")
+        state = {f"transform.{k}": v for k, v in flow._transform.state_dict().items()}
+        state.update({f"distribution.{k}": v for k, v in flow._distribution.state_dict().items()})
     n_context = _n_context(architecture)
     features = list(features or names or [f"x{i}" for i in range(n_features)])
     context = list(context or ctx_names or [f"c{i}" for i in range(n_context)])
@@ -188,9 +239,8 @@ def export_flow(
         "support": [[_json_bound(lo), _json_bound(hi)] for lo, hi in support],
         "architecture": architecture,
     }
-    module = ExportFlow(flow, pre, n_context).eval()
+    module = (ExportZukoFlow if zuko else ExportFlow)(flow, pre, n_context).eval()
     onnx_bytes = _trace(module, n_features, n_context, opset)
-    state = {f"{prefix}.{k}": v for k, v in flow._transform.state_dict().items()}
     data = _attach_metadata(onnx_bytes, metadata, state)
 
     x_ref, c_ref = reference_inputs or _reference_inputs(flow, pre, n_features, n_context,
@@ -203,10 +253,23 @@ def _n_features(flow) -> int:
     return int(np.prod(flow._distribution._shape))
 
 
+def _preprocessing_steps(preprocessing, n_features: int) -> list[dict]:
+    """rooml's step list from a list of steps or a fitted scikit-learn transformer."""
+    if isinstance(preprocessing, (list, tuple)):
+        return list(preprocessing)
+    if hasattr(preprocessing, "to_list"):
+        return preprocessing.to_list()
+    from rooml.export.sklearn_steps import steps_from_sklearn
+
+    return steps_from_sklearn(preprocessing, n_features, kind="flow")
+
+
 def _n_context(architecture) -> int:
     for t in architecture["transforms"]:
         if "net" in t:
             return int(t["net"]["context"])
+    if "base_encoder" in architecture:
+        return int(architecture["base_encoder"]["context"])
     return 0
 
 
@@ -233,7 +296,7 @@ def _trace(module, n_features: int, n_context: int, opset: int, outputs: tuple[s
 
 
 # Buffers whose content the architecture document already carries.
-_DESCRIBED_IN_METADATA = {"degrees", "identity_features", "transform_features", "_permutation"}
+_DESCRIBED_IN_METADATA = {"degrees", "identity_features", "transform_features", "_permutation", "order"}
 
 
 def _resolve_tensor_names(proto, state: dict) -> dict:
@@ -255,7 +318,7 @@ def _resolve_tensor_names(proto, state: dict) -> dict:
         if name in present or name.rsplit(".", 1)[-1] in _DESCRIBED_IN_METADATA:
             continue
         arr = tensor.detach().cpu().numpy()
-        arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int64)
+        arr = arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.int64)
         key = (arr.dtype.str, arr.shape, arr.tobytes())
         if key in by_content:
             aliases[name] = by_content[key]
@@ -290,7 +353,11 @@ def _torch_log_prob64(flow, pre, x, context):
         y, logdet = Preprocessing.from_list(pre).forward_numpy(x)
     with torch.no_grad():
         ctx = torch.as_tensor(context, dtype=torch.float64) if context is not None else None
-        lp = flow64.log_prob(torch.as_tensor(y, dtype=torch.float64), context=ctx).numpy()
+        y = torch.as_tensor(y, dtype=torch.float64)
+        if is_zuko_flow(flow64):
+            lp = zuko_log_prob(flow64, y, ctx).numpy()
+        else:
+            lp = flow64.log_prob(y, context=ctx).numpy()
     return lp + logdet
 
 
@@ -305,6 +372,10 @@ def run_onnxruntime(data: bytes, x, context=None, outputs=("log_prob",)) -> list
     return session.run(list(outputs), feeds)
 
 
+_FLOW_HINT = (" (a deep flow's float32 graph can err this much: pass network_dtype='float64' "
+              "or a larger tolerance)")
+
+
 def check_agreement(got: np.ndarray, want: np.ndarray, tolerance: float, what: str) -> None:
     """Raise ExportValidationError unless |got - want| / (1 + |want|) <= tolerance everywhere (and finite).
 
@@ -316,7 +387,7 @@ def check_agreement(got: np.ndarray, want: np.ndarray, tolerance: float, what: s
     if not np.isfinite(got).all() or worst > tolerance:
         raise ExportValidationError(
             f"onnxruntime and torch disagree on the exported {what}: max |delta| / (1 + |value|) = "
-            f"{worst:.3g} > {tolerance:g}"
+            f"{worst:.3g} > {tolerance:g}" + (_FLOW_HINT if what == "flow" else "")
         )
 
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from rooml._version import __version__
+from rooml.export._graph import preprocess_graph
 from rooml.export.onnx_file import (
     FORMAT_VERSION,
     _attach_metadata,
@@ -59,21 +60,7 @@ def _members(model):
 
 def _preprocess(x: torch.Tensor, steps: list[dict]) -> torch.Tensor:
     """Apply the preprocessing chain (no Jacobian: it cancels in a ratio)."""
-    columns = list(torch.unbind(x, dim=1))
-    for step in steps:
-        for j, i in enumerate(step["features"]):
-            c, kind = columns[i], step["kind"]
-            if kind == "affine":
-                columns[i] = (c - step["shift"][j]) / step["scale"][j]
-            elif kind == "log":
-                columns[i] = torch.log(step["a"][j] * c + step["b"][j])
-            elif kind == "logit":
-                columns[i] = torch.log(c) - torch.log1p(-c)
-            elif kind == "clip":
-                columns[i] = torch.clamp(c, step["low"][j], step["high"][j])
-            else:
-                raise ValueError(f"unknown preprocessing kind {kind!r}")
-    return torch.stack(columns, dim=1)
+    return preprocess_graph(steps, x)[0]
 
 
 class _ExportRatio(nn.Module):

@@ -10,6 +10,13 @@ evaluated in float64)::
     log:    y = log(a*x + b)               logdet = log|a| - log(a*x + b)
     logit:  y = log(x) - log1p(-x)         logdet = -log(x) - log1p(-x)
     clip:   y = min(max(x, low), high)     logdet = 0
+    yeo_johnson (lmbda = l), as scikit-learn's PowerTransformer / scipy.stats.yeojohnson:
+        x >= 0: y = expm1(l log1p(x)) / l           (log1p(x) if l == 0)
+                logdet = (l - 1) log1p(x)
+        x < 0:  y = -expm1((2 - l) log1p(-x)) / (2 - l)   (-log1p(-x) if l == 2)
+                logdet = (1 - l) log1p(-x)
+    box_cox (lmbda = l), as scipy.special.boxcox, for x > 0:
+        y = expm1(l log(x)) / l (log(x) if l == 0)  logdet = (l - 1) log(x)
 
 ``logdet`` is ``log|dy/dx|`` summed over the transformed features, so the
 physical density is ``p_x(x) = p_y(y(x)) * exp(logdet)``.  ``clip`` only guards
@@ -32,7 +39,45 @@ __all__ = [
     "smear",
 ]
 
-_PARAMS = {"affine": ("shift", "scale"), "log": ("a", "b"), "logit": (), "clip": ("low", "high")}
+_PARAMS = {
+    "affine": ("shift", "scale"),
+    "log": ("a", "b"),
+    "logit": (),
+    "clip": ("low", "high"),
+    "yeo_johnson": ("lmbda",),
+    "box_cox": ("lmbda",),
+}
+# |lambda| below this counts as 0 (and |lambda - 2| as 2): numpy's float64 eps, as scipy uses.
+_LAMBDA_EPS = float(np.finfo(np.float64).eps)
+
+
+def _power_forward(kind: str, x, lmbda: float, lib):
+    """Yeo-Johnson or Box-Cox transform and its log-derivative, with numpy or torch as ``lib``."""
+    if kind == "box_cox":
+        lx = lib.log(x)
+        y = lx if abs(lmbda) < _LAMBDA_EPS else lib.expm1(lmbda * lx) / lmbda
+        return y, (lmbda - 1.0) * lx
+    zero = x * 0
+    lp = lib.log1p(lib.maximum(x, zero))  # log1p(x) where x >= 0
+    ln = lib.log1p(-lib.minimum(x, zero))  # log1p(-x) where x < 0
+    y_pos = lp if abs(lmbda) < _LAMBDA_EPS else lib.expm1(lmbda * lp) / lmbda
+    y_neg = -ln if abs(lmbda - 2) < _LAMBDA_EPS else -lib.expm1((2 - lmbda) * ln) / (2 - lmbda)
+    pos = x >= 0
+    return lib.where(pos, y_pos, y_neg), lib.where(pos, (lmbda - 1.0) * lp, (1.0 - lmbda) * ln)
+
+
+def _power_inverse(kind: str, y: np.ndarray, lmbda: float) -> np.ndarray:
+    """Inverse of :func:`_power_forward` (NaN outside the transform's image)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "box_cox":
+            return np.exp(y) if abs(lmbda) < _LAMBDA_EPS else np.exp(np.log1p(lmbda * y) / lmbda)
+        yp, yn = np.maximum(y, 0.0), np.minimum(y, 0.0)
+        x_pos = np.expm1(yp) if abs(lmbda) < _LAMBDA_EPS else np.expm1(np.log1p(lmbda * yp) / lmbda)
+        if abs(lmbda - 2) < _LAMBDA_EPS:
+            x_neg = -np.expm1(-yn)
+        else:
+            x_neg = -np.expm1(np.log1p(-(2 - lmbda) * yn) / (2 - lmbda))
+        return np.where(y >= 0, x_pos, x_neg)
 
 
 def _normalize_step(step: Mapping, position: int) -> dict:
@@ -181,6 +226,13 @@ class Preprocessing:
                     lx, l1mx = np.log(c), np.log1p(-c)
                     y[:, i] = lx - l1mx
                     logdet = logdet - lx - l1mx
+                elif kind in ("yeo_johnson", "box_cox"):
+                    if kind == "box_cox":
+                        bad = int(np.count_nonzero(~(c > 0)))
+                        if bad:
+                            raise self._domain_error(kind, i, bad, len(c), "needs x > 0")
+                    y[:, i], ld = _power_forward(kind, c, step["lmbda"][j], np)
+                    logdet = logdet + ld
                 else:  # clip
                     y[:, i] = np.minimum(np.maximum(c, step["low"][j]), step["high"][j])
         return y, logdet
@@ -203,16 +255,20 @@ class Preprocessing:
                 elif kind == "logit":
                     e = np.exp(-np.abs(c))
                     x[:, i] = np.where(c >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+                elif kind in ("yeo_johnson", "box_cox"):
+                    x[:, i] = _power_inverse(kind, c, step["lmbda"][j])
         return x
 
     # ------------------------------------------------------------------ torch
-    def forward_torch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_torch(self, x: torch.Tensor, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable version of :meth:`forward_numpy` that keeps ``x``'s dtype and device.
 
         Parameters
         ----------
         x
             Physical features, shape ``(N, D)``.
+        check
+            Raise on values outside a step's domain (``False`` when tracing a graph).
 
         Returns
         -------
@@ -232,18 +288,24 @@ class Preprocessing:
                 elif kind == "log":
                     a, b = step["a"][j], step["b"][j]
                     arg = a * c + b
-                    bad = int(torch.count_nonzero(~(arg > 0)))
+                    bad = int(torch.count_nonzero(~(arg > 0))) if check else 0
                     if bad:
                         raise self._domain_error(kind, i, bad, len(c), f"needs {a!r}*x + {b!r} > 0")
                     columns[i] = torch.log(arg)
                     logdet = logdet + math.log(abs(a)) - torch.log(arg)
                 elif kind == "logit":
-                    bad = int(torch.count_nonzero(~((c > 0) & (c < 1))))
+                    bad = int(torch.count_nonzero(~((c > 0) & (c < 1)))) if check else 0
                     if bad:
                         raise self._domain_error(kind, i, bad, len(c), "needs 0 < x < 1")
                     lx, l1mx = torch.log(c), torch.log1p(-c)
                     columns[i] = lx - l1mx
                     logdet = logdet - lx - l1mx
+                elif kind in ("yeo_johnson", "box_cox"):
+                    bad = int(torch.count_nonzero(~(c > 0))) if check and kind == "box_cox" else 0
+                    if bad:
+                        raise self._domain_error(kind, i, bad, len(c), "needs x > 0")
+                    columns[i], ld = _power_forward(kind, c, step["lmbda"][j], torch)
+                    logdet = logdet + ld
                 else:  # clip
                     columns[i] = torch.clamp(c, step["low"][j], step["high"][j])
         return torch.stack(columns, dim=1), logdet
@@ -269,6 +331,11 @@ class Preprocessing:
                     ends = sorted((_exp_or_inf(a_, b, a), _exp_or_inf(b_, b, a)))
                 elif kind == "logit":
                     ends = [_expit(a_), _expit(b_)]
+                elif kind in ("yeo_johnson", "box_cox"):
+                    ends = [_power_preimage(kind, a_, step["lmbda"][j], -math.inf),
+                            _power_preimage(kind, b_, step["lmbda"][j], math.inf)]
+                    if kind == "box_cox":
+                        ends[0] = max(ends[0], 0.0)
                 else:  # clip: saturates, so anything beyond [low, high] is accepted
                     low, high = step["low"][j], step["high"][j]
                     ends = [-math.inf if low > a_ else a_, math.inf if high < b_ else b_]
@@ -346,6 +413,14 @@ def _expit(v: float) -> float:
     if v == -math.inf:
         return 0.0
     return 1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v))
+
+
+def _power_preimage(kind: str, v: float, lmbda: float, beyond: float) -> float:
+    """Preimage of one bound under a (monotone) power transform; ``beyond`` where ``v`` lies outside its image."""
+    if math.isinf(v):
+        return v if kind == "yeo_johnson" or v > 0 else 0.0
+    x = float(_power_inverse(kind, np.array([v]), lmbda)[0])
+    return x if math.isfinite(x) else beyond
 
 
 def _exp_or_inf(v: float, b: float, a: float) -> float:
