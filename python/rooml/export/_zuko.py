@@ -38,6 +38,12 @@ def _univariate(t, where: str) -> dict:
     factory = t.univariate
     keywords = dict(factory.keywords) if isinstance(factory, functools.partial) else {}
     cls = factory.func if isinstance(factory, functools.partial) else factory
+    if cls not in (MonotonicAffineTransform, MonotonicRQSTransform):
+        name = getattr(cls, "__name__", type(cls).__name__)
+        raise UnsupportedModelError(
+            f"{where}: univariate transform {name} is not supported "
+            "(supported: MonotonicAffineTransform (MAF), MonotonicRQSTransform (NSF))"
+        )
     if isinstance(factory, functools.partial) and factory.args:
         raise UnsupportedModelError(f"{where}: univariate {cls.__name__} with positional arguments")
     defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
@@ -54,14 +60,9 @@ def _univariate(t, where: str) -> dict:
             raise UnsupportedModelError(f"{where}: unexpected spline parameter shapes {t.shapes}")
         return {"type": "rq_autoregressive", "parametrization": "zuko", "num_bins": bins,
                 "tail_bound": value("bound"), "slope": value("slope")}
-    if cls is MonotonicAffineTransform:
-        if [tuple(s) for s in t.shapes] != [(), ()]:
-            raise UnsupportedModelError(f"{where}: unexpected affine parameter shapes {t.shapes}")
-        return {"type": "affine_autoregressive", "parametrization": "zuko", "slope": value("slope")}
-    raise UnsupportedModelError(
-        f"{where}: univariate transform {cls.__name__} is not supported "
-        "(supported: MonotonicAffineTransform (MAF), MonotonicRQSTransform (NSF))"
-    )
+    if [tuple(s) for s in t.shapes] != [(), ()]:
+        raise UnsupportedModelError(f"{where}: unexpected affine parameter shapes {t.shapes}")
+    return {"type": "affine_autoregressive", "parametrization": "zuko", "slope": value("slope")}
 
 
 def _masked_mlp(hyper, prefix: str, n_context: int) -> dict:

@@ -313,9 +313,14 @@ def _resolve_tensor_names(proto, state: dict) -> dict:
     for init in proto.graph.initializer:
         arr = numpy_helper.to_array(init)
         by_content.setdefault((arr.dtype.str, arr.shape, arr.tobytes()), init.name)
+    # the exporter names a merged tensor's other uses by Identity nodes of the kept initializer
+    copies = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Identity" and n.input[0] in present}
     aliases = {}
     for name, tensor in state.items():
         if name in present or name.rsplit(".", 1)[-1] in _DESCRIBED_IN_METADATA:
+            continue
+        if name in copies:
+            aliases[name] = copies[name]
             continue
         arr = tensor.detach().cpu().numpy()
         arr = arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.int64)
