@@ -152,7 +152,7 @@ def preprocess_graph(preprocessing: list[dict], x):
     """Preprocessing steps as traceable torch operations: ``(y, log|dy/dx|)``."""
     from rooml.models.preprocessing import Preprocessing
 
-    return Preprocessing.from_list(preprocessing).forward_torch(x, check=False)
+    return Preprocessing.from_list(preprocessing).forward_torch(x, check=False, exportable=True)
 
 
 def _base_log_prob(distribution, z, context):

@@ -51,17 +51,21 @@ _PARAMS = {
 _LAMBDA_EPS = float(np.finfo(np.float64).eps)
 
 
-def _power_forward(kind: str, x, lmbda: float, lib):
-    """Yeo-Johnson or Box-Cox transform and its log-derivative, with numpy or torch as ``lib``."""
+def _power_forward(kind: str, x, lmbda: float, lib, expm1=None):
+    """Yeo-Johnson or Box-Cox transform and its log-derivative, with numpy or torch as ``lib``.
+
+    ``expm1`` replaces ``lib.expm1`` (ONNX has no Expm1 operator).
+    """
+    expm1 = expm1 or lib.expm1
     if kind == "box_cox":
         lx = lib.log(x)
-        y = lx if abs(lmbda) < _LAMBDA_EPS else lib.expm1(lmbda * lx) / lmbda
+        y = lx if abs(lmbda) < _LAMBDA_EPS else expm1(lmbda * lx) / lmbda
         return y, (lmbda - 1.0) * lx
     zero = x * 0
     lp = lib.log1p(lib.maximum(x, zero))  # log1p(x) where x >= 0
     ln = lib.log1p(-lib.minimum(x, zero))  # log1p(-x) where x < 0
-    y_pos = lp if abs(lmbda) < _LAMBDA_EPS else lib.expm1(lmbda * lp) / lmbda
-    y_neg = -ln if abs(lmbda - 2) < _LAMBDA_EPS else -lib.expm1((2 - lmbda) * ln) / (2 - lmbda)
+    y_pos = lp if abs(lmbda) < _LAMBDA_EPS else expm1(lmbda * lp) / lmbda
+    y_neg = -ln if abs(lmbda - 2) < _LAMBDA_EPS else -expm1((2 - lmbda) * ln) / (2 - lmbda)
     pos = x >= 0
     return lib.where(pos, y_pos, y_neg), lib.where(pos, (lmbda - 1.0) * lp, (1.0 - lmbda) * ln)
 
@@ -260,7 +264,9 @@ class Preprocessing:
         return x
 
     # ------------------------------------------------------------------ torch
-    def forward_torch(self, x: torch.Tensor, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_torch(
+        self, x: torch.Tensor, check: bool = True, exportable: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable version of :meth:`forward_numpy` that keeps ``x``'s dtype and device.
 
         Parameters
@@ -269,6 +275,8 @@ class Preprocessing:
             Physical features, shape ``(N, D)``.
         check
             Raise on values outside a step's domain (``False`` when tracing a graph).
+        exportable
+            Use only operators that ONNX has (``exp(v) - 1`` for ``expm1``).
 
         Returns
         -------
@@ -304,7 +312,8 @@ class Preprocessing:
                     bad = int(torch.count_nonzero(~(c > 0))) if check and kind == "box_cox" else 0
                     if bad:
                         raise self._domain_error(kind, i, bad, len(c), "needs x > 0")
-                    columns[i], ld = _power_forward(kind, c, step["lmbda"][j], torch)
+                    expm1 = (lambda v: torch.exp(v) - 1) if exportable else None
+                    columns[i], ld = _power_forward(kind, c, step["lmbda"][j], torch, expm1)
                     logdet = logdet + ld
                 else:  # clip
                     columns[i] = torch.clamp(c, step["low"][j], step["high"][j])
