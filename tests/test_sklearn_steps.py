@@ -121,7 +121,7 @@ def _nflows64(flow, y):
 
 
 def test_flow_with_power_transformer_in_the_core(tmp_path):
-    """Core log p(x) = nflows log p(T(x)) + log|T'(x)|, T the fitted sklearn transformer, and exact sampling."""
+    """Core log p(x) = nflows log p(T(x)) + log|T'(x)| (T: the fitted sklearn transformer); exact sampling."""
     x = _data(2000, seed=1)
     t = TRANSFORMERS["log_then_scale"]().fit(x)
     flow = random_flow("autoregressive", features=3)
@@ -129,7 +129,8 @@ def test_flow_with_power_transformer_in_the_core(tmp_path):
     model = rooml.load(path)
     want = _nflows64(flow, t.transform(x)) + _fd_logdet(t.transform, x)
     np.testing.assert_allclose(model.log_prob(x), want, rtol=0, atol=1e-5)  # finite differences: ~1e-7
-    exact = _nflows64(flow, t.transform(x)) + Preprocessing(steps_from_sklearn(t, 3, kind="flow")).forward_numpy(x)[1]
+    steps = steps_from_sklearn(t, 3, kind="flow")
+    exact = _nflows64(flow, t.transform(x)) + Preprocessing(steps).forward_numpy(x)[1]
     np.testing.assert_allclose(model.log_prob(x), exact, rtol=0, atol=1e-9)
     samples = model.sample(3000, seed=2)
     with torch.no_grad():

@@ -282,7 +282,7 @@ def _float_list(tensor) -> list[float]:
 
 
 def describe_base(distribution, prefix: str) -> dict:
-    """The architecture fields of an nflows base distribution (``prefix``: its state_dict prefix)."""
+    """Return the architecture fields of an nflows base distribution (``prefix``: its state_dict prefix)."""
     if isinstance(distribution, StandardNormal):
         return {"base": "standard_normal"}
     if type(distribution) is DiagonalNormal:

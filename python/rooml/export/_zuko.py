@@ -107,7 +107,7 @@ def _base(flow) -> dict:
 
 
 def zuko_n_features(flow) -> int:
-    """Number of features of a zuko flow (from its base distribution)."""
+    """Return the number of features of a zuko flow (from its base distribution)."""
     return len(_base(flow)["base_mean"])
 
 

@@ -254,7 +254,7 @@ def _n_features(flow) -> int:
 
 
 def _preprocessing_steps(preprocessing, n_features: int) -> list[dict]:
-    """rooml's step list from a list of steps or a fitted scikit-learn transformer."""
+    """Return rooml's step list from a list of steps or a fitted scikit-learn transformer."""
     if isinstance(preprocessing, (list, tuple)):
         return list(preprocessing)
     if hasattr(preprocessing, "to_list"):
@@ -314,7 +314,8 @@ def _resolve_tensor_names(proto, state: dict) -> dict:
         arr = numpy_helper.to_array(init)
         by_content.setdefault((arr.dtype.str, arr.shape, arr.tobytes()), init.name)
     # the exporter names a merged tensor's other uses by Identity nodes of the kept initializer
-    copies = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Identity" and n.input[0] in present}
+    copies = {n.output[0]: n.input[0] for n in proto.graph.node
+              if n.op_type == "Identity" and n.input[0] in present}
     aliases = {}
     for name, tensor in state.items():
         if name in present or name.rsplit(".", 1)[-1] in _DESCRIBED_IN_METADATA:

@@ -77,7 +77,7 @@ def _affine(features: list[int], shift, scale) -> dict:
 
 
 def _translate(t, layout: list[int], kind: str) -> tuple[list[dict], list[int]]:
-    """Steps of ``t`` acting on the features ``layout`` (global indices of its input columns).
+    """Translate ``t`` acting on the features ``layout`` (global indices of its input columns).
 
     Returns the steps and the global indices of its output columns.
     """

@@ -425,7 +425,7 @@ def _expit(v: float) -> float:
 
 
 def _power_preimage(kind: str, v: float, lmbda: float, beyond: float) -> float:
-    """Preimage of one bound under a (monotone) power transform; ``beyond`` where ``v`` lies outside its image."""
+    """Return the preimage of a bound under a monotone power transform (``beyond`` outside its image)."""
     if math.isinf(v):
         return v if kind == "yeo_johnson" or v > 0 else 0.0
     x = float(_power_inverse(kind, np.array([v]), lmbda)[0])
