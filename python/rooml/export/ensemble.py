@@ -107,13 +107,14 @@ def export_ensemble(
     for m, member in enumerate(flat):
         flow = copy.deepcopy(member.flow).float().cpu().eval()
         pre = member.preprocessing.to_list() if member.preprocessing is not None else []
-        prefix = f"members.{m}.transform"
-        architecture = describe_flow(flow, prefix)
+        prefix, base_prefix = f"members.{m}.transform", f"members.{m}.distribution"
+        architecture = describe_flow(flow, prefix, base_prefix)
         if _n_features(flow) != len(features) or _n_context(architecture) != len(context):
             raise ValueError(f"member {m} has a different number of features or context variables")
         member_docs.append({"architecture": architecture, "preprocessing": pre})
         graphs.append(ExportFlow(flow, pre, len(context)).eval())
         state.update({f"{prefix}.{k}": v for k, v in flow._transform.state_dict().items()})
+        state.update({f"{base_prefix}.{k}": v for k, v in flow._distribution.state_dict().items()})
 
     if support is None:
         lows = np.min([[lo for lo, _ in m.support] for m in flat], axis=0)

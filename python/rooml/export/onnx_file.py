@@ -122,8 +122,9 @@ def sample_flow(flow, n: int, context, seed: int = 1234) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         if is_zuko_flow(flow):
-            torch.manual_seed(seed)
-            return zuko_sample(flow, n, context)
+            with torch.random.fork_rng():  # zuko samples from the global generator; leave the user's alone
+                torch.manual_seed(seed)
+                return zuko_sample(flow, n, context)
         dtype = next(flow.parameters()).dtype
         ctx = context.to(dtype) if context is not None else None
         z = _nflows_base_sample(flow._distribution, n, ctx, gen, dtype)
