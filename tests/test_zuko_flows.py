@@ -67,3 +67,9 @@ def test_zuko_one_feature_flow_is_refused_by_name(tmp_path):
     flow = zuko.flows.MAF(1, transforms=1, hidden_features=(8,))
     with pytest.raises(UnsupportedModelError, match="ElementWiseTransform"):
         export_flow(flow, tmp_path / "f.onnx")
+
+
+def test_zuko_residual_conditioner_is_refused_by_name(tmp_path):
+    flow = zuko.flows.NSF(3, transforms=1, hidden_features=(8, 8), residual=True)
+    with pytest.raises(UnsupportedModelError, match="residual=True"):
+        export_flow(flow, tmp_path / "f.onnx")

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from rooml.export._describe import UnsupportedModelError, activation_fields
+from rooml.export._describe import UnsupportedModelError, describe_mlp
 
 __all__ = ["ExportZukoFlow", "describe_zuko_flow", "is_zuko_flow", "zuko_log_prob", "zuko_n_features",
            "zuko_sample"]
@@ -63,26 +63,6 @@ def _univariate(t, where: str) -> dict:
     if [tuple(s) for s in t.shapes] != [(), ()]:
         raise UnsupportedModelError(f"{where}: unexpected affine parameter shapes {t.shapes}")
     return {"type": "affine_autoregressive", "parametrization": "zuko", "slope": value("slope")}
-
-
-def _masked_mlp(hyper, prefix: str, n_context: int) -> dict:
-    from zuko.nn import MaskedLinear
-
-    layers: list[dict] = []
-    for i, child in enumerate(hyper):
-        where = f"{prefix}.{i}"
-        if isinstance(child, MaskedLinear):
-            layers.append({"prefix": where, "mask": True, "activation": "identity"})
-        elif isinstance(child, nn.Dropout):
-            continue
-        elif layers and layers[-1]["activation"] == "identity" and not isinstance(child, nn.Linear):
-            layers[-1].update(activation_fields(child, where))
-        else:
-            raise UnsupportedModelError(
-                f"{where}: {type(child).__name__} in a zuko MaskedMLP is not supported "
-                "(residual=True blocks are not exported)"
-            )
-    return {"type": "mlp", "context": int(n_context), "layers": layers}
 
 
 def _base(flow) -> dict:
@@ -134,7 +114,9 @@ def describe_zuko_flow(flow, prefix: str = "flow") -> dict:
             )
         spec = _univariate(t, where)
         n_context = int(t.hyper.in_features) - dim
-        spec["net"] = _masked_mlp(t.hyper, where + ".hyper", n_context)
+        if any(type(m).__name__ == "Residual" for m in t.hyper):
+            raise UnsupportedModelError(f"{where}.hyper: zuko MaskedMLP with residual=True is not supported")
+        spec["net"] = describe_mlp(t.hyper, where + ".hyper", n_context, mask=True)
         transforms.append(spec)
     return {**base, "transforms": transforms}
 
