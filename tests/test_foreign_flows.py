@@ -210,3 +210,13 @@ def test_unsupported_encoder_is_named(tmp_path):
     flow = Flow(ReversePermutation(2), ConditionalDiagonalNormal([2], context_encoder=Encoder()))
     with pytest.raises(UnsupportedModelError, match="Encoder"):
         export_flow(flow, tmp_path / "f.onnx")
+
+
+def test_context_only_in_the_base(tmp_path):
+    """Transforms that ignore the context on a conditional base: the flow still takes the context."""
+    d = 2
+    transforms = [BatchNorm(d), ReversePermutation(d), ActNorm(d)]
+    base = ConditionalDiagonalNormal([d], context_encoder=nn.Linear(3, 2 * d))
+    flow = _perturb_and_train_batch_norm(Flow(CompositeTransform(transforms), base), d, 3)
+    model = _check_nflows(flow, tmp_path, d, 3)
+    assert model.n_context == 3

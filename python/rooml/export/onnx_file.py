@@ -266,12 +266,13 @@ def _preprocessing_steps(preprocessing, n_features: int) -> list[dict]:
 
 
 def _n_context(architecture) -> int:
-    for t in architecture["transforms"]:
-        if "net" in t:
-            return int(t["net"]["context"])
-    if "base_encoder" in architecture:
-        return int(architecture["base_encoder"]["context"])
-    return 0
+    """Context variables of a flow: those of its conditioned transforms and base (0 if none)."""
+    nets = [t["net"] for t in architecture["transforms"] if "net" in t]
+    nets += [architecture["base_encoder"]] if "base_encoder" in architecture else []
+    counts = {int(net["context"]) for net in nets} - {0}
+    if len(counts) > 1:
+        raise UnsupportedModelError(f"the flow's parts take different numbers of context variables {sorted(counts)}")
+    return counts.pop() if counts else 0
 
 
 def _trace(module, n_features: int, n_context: int, opset: int, outputs: tuple[str, ...] = ("log_prob",)) -> bytes:
