@@ -271,7 +271,9 @@ def _n_context(architecture) -> int:
     nets += [architecture["base_encoder"]] if "base_encoder" in architecture else []
     counts = {int(net["context"]) for net in nets} - {0}
     if len(counts) > 1:
-        raise UnsupportedModelError(f"the flow's parts take different numbers of context variables {sorted(counts)}")
+        raise UnsupportedModelError(
+            f"the flow's parts take different numbers of context variables {sorted(counts)}"
+        )
     return counts.pop() if counts else 0
 
 
