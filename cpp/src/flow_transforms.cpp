@@ -279,8 +279,12 @@ class Mlp final : public Conditioner {
     for (std::size_t k = 0; k < layers_.size(); ++k) {
       const bool last = k + 1 == layers_.size();
       double* y = last ? out : ws.get(k % 2 ? kMlpB : kMlpA, layers_[k].out * kBlock);
-      layers_[k].apply(x, y, n, kBlock);
-      acts_[k].apply(y, layers_[k].out, n, kBlock);
+      if (k > 0 && acts_[k - 1].is_relu()) {
+        layers_[k].apply_relu_input(x, y, n, kBlock);  // the previous layer's relu, fused
+      } else {
+        layers_[k].apply(x, y, n, kBlock);
+      }
+      if (last || !acts_[k].is_relu()) acts_[k].apply(y, layers_[k].out, n, kBlock);
       x = y;
     }
   }
