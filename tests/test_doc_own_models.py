@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "own_models.md"
@@ -33,6 +34,10 @@ def test_flow_object_recipe(tmp_path, monkeypatch):
     assert events.shape == (1000, 2) and np.all((events > 0) & (events < 1))
     pdf = ns["pdf"]
     assert pdf.ClassName() == "RooFlowPdf"
+    variables = {v.GetName(): v for v in pdf.getVariables()}
+    for name, value in zip(["x1", "x2", "mgg"], [*x[0], mgg[0, 0]]):
+        variables[name].setVal(value)
+    assert np.log(pdf.getVal()) == pytest.approx(ns["log_p"][0], abs=1e-9)
     nsf = ns["nsf"]
     xz = np.random.default_rng(2).normal(size=(50, 2))
     cz = np.random.default_rng(3).normal(size=(50, 1))
