@@ -159,3 +159,25 @@ def test_hisigma_pickled_logit_scaler_pipeline_end_to_end(tmp_path):
         lp = copy.deepcopy(flow).double().log_prob(torch.as_tensor(y), context=torch.as_tensor(c)).numpy()
     np.testing.assert_allclose(model.log_prob(x, c), lp + logdet, rtol=0, atol=1e-9)
     assert [s["kind"] for s in rooml.export.read_metadata(path)["preprocessing"]] == ["logit", "affine"]
+
+
+def test_ratio_with_translated_column_transformer_in_the_core(tmp_path):
+    """A ratio net behind a Yeo-Johnson / MinMax(clip) ColumnTransformer: core log r = net(T(x))."""
+    from rooml.export import export_ratio
+    from rooml.models import RatioConfig, TrainedRatio
+    from rooml.models.ratio import RatioNet
+
+    x = _data(1000, seed=5)
+    t = ColumnTransformer([("yj", PowerTransformer(), [0, 1]), ("mm", MinMaxScaler(clip=True), [2])]).fit(x)
+    pre = Preprocessing(steps_from_sklearn(t, 3, kind="ratio"))
+    config = RatioConfig(hidden=(16, 16), activation="silu")
+    torch.manual_seed(0)
+    net = RatioNet(3, config)
+    ratio = TrainedRatio(net=net, config=config, preprocessing=pre, features=["a", "b", "c"],
+                         support=[(-np.inf, np.inf)] * 3, log_correction=0.0, loss="bce", seed=0)
+    path = export_ratio(ratio, tmp_path / "r.onnx")
+    x_test = _data(500, seed=6)
+    x_test[:5, 2] *= 10  # beyond the MinMaxScaler's fitted range: clipped
+    with torch.no_grad():
+        want = copy.deepcopy(net).double()(torch.as_tensor(t.transform(x_test))).numpy()
+    np.testing.assert_allclose(rooml.load(path).log_ratio(x_test), want, rtol=0, atol=1e-9)
