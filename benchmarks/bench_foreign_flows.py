@@ -31,7 +31,7 @@ from bench_flow_throughput import interleaved_times  # noqa: E402
 
 
 def hisigma_flow() -> torch.nn.Module:
-    """The HI-SIGMA authors' flow, weights perturbed and batch-norm statistics from train-mode passes."""
+    """Build the HI-SIGMA authors' flow: weights perturbed, batch-norm statistics from train-mode passes."""
     from nflows.distributions import ConditionalDiagonalNormal
     from nflows.flows import Flow
     from nflows.transforms import (
@@ -62,6 +62,7 @@ def hisigma_flow() -> torch.nn.Module:
 
 
 def main() -> None:
+    """Time the core, onnxruntime and the library on both flows and print the table."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -97,8 +98,9 @@ def main() -> None:
         }, args.repeat)
         wall = {k: v[:, 0] for k, v in times.items()}
         rate = {k: args.events / np.median(v) for k, v in wall.items()}
+        vs_ort, vs_torch = np.median(wall["onnxrt"] / wall["core"]), np.median(wall["torch"] / wall["core"])
         print(f"{name:>18} {rate['core']:10.3g} {rate['onnxrt']:12.3g} {rate['torch']:11.3g} "
-              f"{np.median(wall['onnxrt'] / wall['core']):11.2f}x {np.median(wall['torch'] / wall['core']):10.2f}x")
+              f"{vs_ort:11.2f}x {vs_torch:10.2f}x")
 
 
 if __name__ == "__main__":
