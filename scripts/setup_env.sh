@@ -30,7 +30,7 @@ fi
 
 echo "rooml: installing dependencies (ROOT wheel, nflows, onnxruntime, uproot, dask, ...)"
 pip install "scikit-build-core>=0.10" "pybind11>=2.12" "root" pytest ruff
-pip install numpy scipy nflows onnx onnxruntime uproot awkward scikit-learn "dask[distributed]" \
+pip install numpy scipy nflows zuko onnx onnxruntime uproot awkward scikit-learn "dask[distributed]" \
   matplotlib mplhep tqdm
 
 echo "rooml: building and installing rooml (C++ core, pybind11 module, libRooML)"
