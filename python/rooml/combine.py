@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from rooml._files import atomic_output
 
 __all__ = [
     "GLOBAL_OBSERVABLE_TAG",
@@ -510,19 +511,9 @@ def write_workspace(ws, path: str | os.PathLike, *, force: bool = False) -> Path
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; use --force (force=True) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.root", dir=path.parent)
-    os.close(fd)
-    try:
-        if not ws.writeToFile(tmp, True):
+    with atomic_output(path, suffix=".tmp.root") as tmp:
+        if not ws.writeToFile(str(tmp), True):
             raise RuntimeError(f"RooWorkspace::writeToFile failed for {path}")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rooml._files import atomic_output
 from rooml.data._sample import Sample
 
 __all__ = ["iterate_root", "read_root", "to_roodataset", "write_root"]
@@ -96,14 +96,7 @@ def write_root(
         raise ValueError("nothing to write")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-    try:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         with uproot.recreate(tmp, compression=_compression(compression)) as f:
             for name, sample in trees.items():
                 if isinstance(sample, Sample):
@@ -118,21 +111,6 @@ def write_root(
                 if data and len(next(iter(data.values()))) > 0:
                     t.extend(data)
                 f[name + _ATTRS_SUFFIX] = json.dumps(attrs, default=_json_default, sort_keys=True)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:  # link() refuses to clobber a file created meanwhile
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it") from None
-            except OSError:  # no hard links on this file system
-                if path.exists():
-                    raise FileExistsError(
-                        f"{path} exists; pass overwrite=True (--force) to replace it"
-                    ) from None
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rooml._files import atomic_output
+
 __all__ = ["fresh_output_directory", "run_demo"]
 
 _OUTPUTS = ("fit_result.json", "workspace.root", "projections.png", "scan.png", "pulls.png")
@@ -199,9 +201,8 @@ def run_demo(
         "seconds": {**timing, "total": time.time() - t0},
     }
     path = out / "fit_result.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     _print_summary(summary, nominal)
     _say(
         f"wrote {workspace}, {path} and projections.png, scan.png, pulls.png in {out} "

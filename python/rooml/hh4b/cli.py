@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from rooml._files import atomic_output
 
 __all__ = ["add_parser", "stream_dataset"]
 
@@ -70,10 +71,7 @@ def stream_dataset(
     unknown = [p for p in processes if p not in hh4b.PROCESSES]
     if unknown:
         raise ValueError(f"unknown hh4b process(es) {unknown}; choose from {list(hh4b.PROCESSES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, overwrite=force) as tmp:
         with uproot.recreate(tmp, compression=uproot.ZSTD(1)) as f:
             for process in processes:
                 rng = np.random.default_rng([seed, hh4b.PROCESSES.index(process)])
@@ -85,10 +83,6 @@ def stream_dataset(
                     if tree is None:
                         tree = f.mktree(process, {k: v.dtype for k, v in data.items()}, title="hh4b")
                     tree.extend(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -202,10 +196,8 @@ def _run_validate(args: argparse.Namespace) -> int:
             f"## chi2/(bins-1) against the true shape\n\n"
             f"{V.format_chi2_table(results, 'truth')}\n")  # fmt: skip
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = tables.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, tables)
+    with atomic_output(tables) as tmp:
+        tmp.write_text(text)
     print(f"wrote {tables} and the m_HH plots to {out}")
     return 0
 

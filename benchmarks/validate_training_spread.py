@@ -1,0 +1,66 @@
+"""Training-to-training spread of the toy2d flow fit against the fit with the exact densities.
+
+The test ``tests/test_roofit_flow.py::test_flow_fit_agrees_with_exact_densities`` compares the extended
+fit ``n_s * flow_s + n_b * flow_b`` with the same fit using the true toy2d pdfs, on one dataset
+(300 + 3000 events, seed 101), with flows trained as in ``tests/conftest.py`` (20 000 events, 40 epochs).
+How far the two fits may differ is set by how much a flow's shape varies from one training to the next:
+another seed, another training sample, or another CPU (whose float kernels change the training
+trajectory like another seed does).  This script retrains the flows with several seeds and prints, per
+seed, the differences in units of the truth fit's errors, then their mean and standard deviation:
+
+    .venv/bin/python benchmarks/validate_training_spread.py [--seeds 1 2 3 4 5 6 7 8]
+
+and, for comparison, the same differences for a *wrong* signal density (the truth with its signal
+width scaled by ``--wrong-scale``), which the test's floor must reject.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from rooml.demo import slice as demo_slice
+
+
+def _deltas(fit, truth) -> tuple[float, float, float, float]:
+    """(n_s - n_s_true) / sigma_s, the same for n_b, and the two error ratios."""
+    return ((fit.n_s - truth.n_s) / truth.n_s_err, (fit.n_b - truth.n_b) / truth.n_b_err,
+            fit.n_s_err / truth.n_s_err, fit.n_b_err / truth.n_b_err)
+
+
+def main() -> None:
+    """Retrain with each seed, fit, and print the spread of the flow-vs-truth differences."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)), help="training seeds")
+    parser.add_argument("--events", type=int, default=20000, help="training events per flow (as the test)")
+    parser.add_argument("--epochs", type=int, default=40, help="training epochs (as the test)")
+    parser.add_argument("--wrong-scale", type=float, default=1.15,
+                        help="signal width scale of the wrong density the floor must reject")
+    args = parser.parse_args()
+
+    from rooml.roofit import load_library
+
+    ROOT = load_library()
+    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.WARNING)
+    xy = demo_slice.make_dataset(300, 3000, seed=101)
+    truth = demo_slice.fit_yields(*demo_slice.build_truth_model(xy))
+    print(f"truth fit: n_s = {truth.n_s:.2f} +- {truth.n_s_err:.2f}, n_b = {truth.n_b:.2f} +- {truth.n_b_err:.2f}")
+    rows = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = demo_slice.train_and_export(Path(tmp), args.events, args.epochs, seed, progress=False)
+            fit = demo_slice.fit_yields(*demo_slice.build_flow_model(paths, xy))
+        rows.append(_deltas(fit, truth))
+        print(f"seed {seed}: dn_s/sigma = {rows[-1][0]:+.4f}  dn_b/sigma = {rows[-1][1]:+.4f}  "
+              f"err ratios {rows[-1][2]:.4f} {rows[-1][3]:.4f}  status {fit.status}", flush=True)
+    table = np.array(rows)
+    for name, col in zip(("dn_s/sigma_s", "dn_b/sigma_b", "err_s ratio", "err_b ratio"), table.T):
+        print(f"{name:>13}: mean {col.mean():+.4f}  std {col.std(ddof=1):.4f}  max |.| {np.abs(col).max():.4f}")
+    wrong = demo_slice.fit_yields(*demo_slice.build_truth_model(xy, signal_scale=args.wrong_scale))
+    print(f"wrong signal density (width x {args.wrong_scale}): dn_s/sigma = "
+          f"{(wrong.n_s - truth.n_s) / truth.n_s_err:+.4f}")
+
+
+if __name__ == "__main__":
+    main()
