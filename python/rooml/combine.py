@@ -97,12 +97,16 @@ def load_workspace(path: str | os.PathLike, name: str | None = None):
     Raises
     ------
     FileNotFoundError, ValueError
-        A missing file; no workspace of that name (the message lists the file's workspaces).
+        A missing file; a file that is not a ROOT file; no workspace of that name (the message lists
+        the file's workspaces).
     """
     ROOT = _root()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"root":  # checked here: ROOT would print its own error lines first
+            raise ValueError(f"{path} is not a ROOT file")
     tfile = ROOT.TFile.Open(str(path))
     found = [k.GetName() for k in tfile.GetListOfKeys() if k.GetClassName() == "RooWorkspace"]
     if name is None and len(found) != 1:

@@ -160,14 +160,7 @@ def read_root(
 
     path = Path(path)
     with uproot.open(path) as f:
-        if tree not in f:
-            raise KeyError(f"{path} has no tree {tree!r}; it has {sorted(k.split(';')[0] for k in f.keys())}")
-        attrs = _read_attrs(f, tree)
-        branches = list(f[tree].keys())
-        wanted = list(branches if columns is None else columns)
-        missing = [c for c in wanted if c not in branches]
-        if missing:
-            raise KeyError(f"tree {tree!r} in {path} has no branches {missing}")
+        attrs, branches, wanted = _check_tree(f, path, tree, columns)
         if weight_name and weight_name in branches and weight_name not in wanted:
             wanted.append(weight_name)
         if backend == "uproot":
@@ -209,17 +202,36 @@ def iterate_root(
     """
     import uproot
 
-    with uproot.open(path) as f:
-        attrs = _read_attrs(f, tree)
-        branches = list(f[tree].keys())
-    wanted = list(branches if columns is None else columns)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with uproot.open(path) as f:  # checked now, not at the first chunk
+        attrs, branches, wanted = _check_tree(f, Path(path), tree, columns)
     if weight_name and weight_name in branches and weight_name not in wanted:
         wanted.append(weight_name)
+    return _chunks(path, tree, wanted, step_size, weight_name, attrs)
+
+
+def _chunks(path, tree: str, wanted: list[str], step_size, weight_name, attrs) -> Iterator[Sample]:
+    import uproot
+
     start = 0
     for arrays in uproot.iterate({str(path): tree}, wanted, step_size=step_size, library="np"):
         chunk = _split({k: arrays[k] for k in wanted}, weight_name, {**attrs, "entry_start": start})
         start += len(chunk)
         yield chunk
+
+
+def _check_tree(f, path: Path, tree: str, columns) -> tuple[dict, list[str], list[str]]:
+    """``(attrs, branches, wanted columns)`` of ``tree`` in the open file ``f``; KeyError naming what is missing."""
+    if tree not in f:
+        trees = sorted({k.split(";")[0] for k, c in f.classnames().items() if c.startswith("TTree")})
+        raise KeyError(f"{path} has no tree {tree!r}; it has {trees}")
+    branches = list(f[tree].keys())
+    wanted = list(branches if columns is None else columns)
+    missing = [c for c in wanted if c not in branches]
+    if missing:
+        raise KeyError(f"tree {tree!r} in {path} has no branches {missing}")
+    return _read_attrs(f, tree), branches, wanted
 
 
 def _as_list(variables: Any) -> list:

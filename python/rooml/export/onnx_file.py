@@ -98,7 +98,9 @@ def _reference_inputs(flow, pre, n_features, n_context, n=256, seed=1234, contex
         context = rows[torch.randint(len(rows), (n,), generator=gen)]
     else:
         context = torch.randn(n, n_context, generator=gen) if n_context else None
-    with torch.no_grad():
+    from rooml.models.flows import quiet_nflows
+
+    with torch.no_grad(), quiet_nflows():
         if context is None:
             z = flow.sample(n)
         else:
