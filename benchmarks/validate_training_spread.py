@@ -12,6 +12,10 @@ seed, the differences in units of the truth fit's errors, then their mean and st
 
 and, for comparison, the same differences for a *wrong* signal density (the truth with its signal
 width scaled by ``--wrong-scale``), which the test's floor must reject.
+
+``--flow-quality`` instead retrains the two quality-bar trainings of ``tests/test_flows.py`` (a correlated
+Gaussian, a conditional Gaussian) with each seed and prints the spread of their held-out log-likelihood
+gaps to the truth (bar: 0.05 nats).
 """
 from __future__ import annotations
 
@@ -29,6 +33,39 @@ def _deltas(fit, truth) -> tuple[float, float, float, float]:
             fit.n_s_err / truth.n_s_err, fit.n_b_err / truth.n_b_err)
 
 
+def _flow_quality(seeds: list[int]) -> None:
+    """Held-out mean log-likelihood gap to the truth of the test_flows trainings, per seed."""
+    import math
+
+    from rooml.models import FlowConfig, train_flow
+
+    gaps = []
+    for seed in seeds:
+        rng = np.random.default_rng(11)
+        mean, cov = np.array([1.0, -2.0]), np.array([[1.0, 0.8], [0.8, 1.0]])
+        x = rng.multivariate_normal(mean, cov, size=12000)
+        d = x[10000:] - mean
+        truth = np.mean(-0.5 * np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d)
+                        - math.log(2 * math.pi) - 0.5 * math.log(np.linalg.det(cov)))
+        model = train_flow(FlowConfig(features=2, layers=3, hidden=16, seed=seed), x[:10000], epochs=15,
+                           batch_size=512, patience=5, progress=False, seed=seed)
+        gauss = model.log_prob(x[10000:]).mean() - truth
+        rng = np.random.default_rng(12)
+        m = rng.uniform(100, 200, size=(8000, 1))
+        xc = rng.standard_normal((8000, 2)) + 0.02 * (m - 150)
+        model = train_flow(FlowConfig(features=2, context=1, layers=2, hidden=16, seed=seed), xc[:6000], m[:6000],
+                           epochs=15, patience=5, progress=False, context_names=["m"], seed=seed)
+        dc = xc[6000:] - 0.02 * (m[6000:] - 150)
+        cond = model.log_prob(xc[6000:], m[6000:]).mean() - np.mean(-0.5 * (dc**2).sum(1) - math.log(2 * math.pi))
+        shift = np.mean(model.sample(2000, [190.0], seed=1)[:, 0]) - 0.8
+        gaps.append((gauss, cond, shift))
+        print(f"seed {seed}: gaussian gap {gauss:+.4f}  conditional gap {cond:+.4f}  "
+              f"conditional mean shift {shift:+.4f}", flush=True)
+    table = np.array(gaps)
+    for name, col in zip(("gaussian gap", "conditional gap", "mean shift"), table.T):
+        print(f"{name:>16}: mean {col.mean():+.4f}  std {col.std(ddof=1):.4f}  max |.| {np.abs(col).max():.4f}")
+
+
 def main() -> None:
     """Retrain with each seed, fit, and print the spread of the flow-vs-truth differences."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,7 +74,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40, help="training epochs (as the test)")
     parser.add_argument("--wrong-scale", type=float, default=1.15,
                         help="signal width scale of the wrong density the floor must reject")
+    parser.add_argument("--flow-quality", action="store_true",
+                        help="measure the spread of the test_flows quality bars instead")
     args = parser.parse_args()
+    if args.flow_quality:
+        _flow_quality(args.seeds)
+        return
 
     from rooml.roofit import load_library
 

@@ -1,10 +1,11 @@
 """Extract the fenced code blocks of a Markdown file and run them in document order (``tests/test_docs.py``).
 
 Every block has a language.  ``python`` blocks of one file share one fresh interpreter (run in order);
-``bash`` blocks run with ``bash -euo pipefail`` in the same working directory, ``cpp`` blocks are ROOT
+``bash`` blocks run with ``bash -eo pipefail`` in the same working directory, ``cpp`` blocks are ROOT
 macros run with ``root -l -b -q``; ``text``, ``json`` and ``cmake`` blocks are shown, not run (``cmake``
 snippets are built by the CMake tests).  A block preceded by ``<!-- doc-test: skip: REASON -->`` is not
-run; ``<!-- doc-test: cpp-fragment -->`` marks a C++ fragment that is checked to compile inside a macro.
+run; ``<!-- doc-test: needs hf.root -->`` has the test provide a prerequisite that the text says comes
+from elsewhere (``hf.root``: ROOT's hf001 HistFactory tutorial workspace).
 """
 from __future__ import annotations
 
@@ -50,39 +51,75 @@ def blocks(path: Path) -> list[Block]:
 
 
 DRIVER = r'''
-import json, os, subprocess, sys, traceback
-blocks = json.load(open(sys.argv[1]))
+import json, os, re, subprocess, sys, time, traceback
+blocks, tests = json.load(open(sys.argv[1])), sys.argv[2]
 root = os.path.join(os.path.dirname(sys.executable), "root")
 namespace = {"__name__": "__main__"}
+
+
+def needs(what):
+    """Prerequisite files a block names as coming from elsewhere."""
+    if what.startswith("hf.root") and not os.path.exists("hf.root"):  # ROOT's hf001 tutorial workspace
+        import pathlib
+        import ROOT
+        sys.path.insert(0, tests)
+        from test_combine import _histfactory_workspace
+        from rooml.combine import write_workspace
+        write_workspace(_histfactory_workspace(ROOT, pathlib.Path(".")), "hf.root")
+
+
+def failed(b, why):
+    print(f"DOC-BLOCK-FAILED {b['source']}:{b['line']} ({why})", flush=True)
+    sys.exit(1)
+
+
+start = time.perf_counter()
 for b in blocks:
-    print(f"\n===== {b['source']}:{b['line']} [{b['language']}]", flush=True)
+    print(f"\n===== {b['source']}:{b['line']} [{b['language']}] at {time.perf_counter() - start:.1f} s", flush=True)
+    if b["directive"].startswith("needs "):
+        needs(b["directive"][len("needs "):])
     if b["language"] == "python":
         try:
             exec(compile(b["code"], f"{b['source']}:{b['line']}", "exec"), namespace)
         except BaseException:
             traceback.print_exc()
-            print(f"DOC-BLOCK-FAILED {b['source']}:{b['line']}", flush=True)
-            sys.exit(1)
+            failed(b, "exception")
         sys.stdout.flush()
         continue
-    if b["language"] == "bash":
-        cmd = ["bash", "-euo", "pipefail", "-c", b["code"]]
-    else:  # a ROOT macro
-        name = f"doc_macro_{b['line']}.C"
-        code = b["code"] if b["directive"] != "cpp-fragment" else (
-            "void " + name[:-2] + "() {\n" + b["code"] + "\n}\n")
-        with open(name, "w") as f:
-            f.write(code)
-        cmd = [root, "-l", "-b", "-q", name]
+    if b["language"] == "bash":  # one shell session: exports carry over to later blocks
+        cmd = ["bash", "-eo", "pipefail", "-c", b["code"] + "\nenv -0 > .doc_env"]
+    else:  # a ROOT macro, in a file named after its function
+        function = re.search(r"^\w[\w:<>, ]*\s+(\w+)\s*\(", b["code"], re.M).group(1)
+        with open(f"{function}.C", "w") as f:
+            f.write(b["code"])
+        cmd = [root, "-l", "-b", "-q", f"{function}.C"]
+    sys.stdout.flush()
     done = subprocess.run(cmd)
+    if b.get("known_failure"):
+        if done.returncode == 0:
+            failed(b, "passed but is listed in KNOWN_FAILURES: remove it there")
+        print(f"DOC-BLOCK-KNOWN-FAILURE {b['source']}:{b['line']}: {b['known_failure']}", flush=True)
+        continue
     if done.returncode != 0:
-        print(f"DOC-BLOCK-FAILED {b['source']}:{b['line']} (exit {done.returncode})", flush=True)
-        sys.exit(1)
+        failed(b, f"exit {done.returncode}")
+    if b["language"] == "bash" and os.path.exists(".doc_env"):
+        env = dict(item.split("=", 1) for item in open(".doc_env").read().split("\0") if "=" in item)
+        os.environ.clear()
+        os.environ.update(env)
+print(f"\n===== done in {time.perf_counter() - start:.1f} s", flush=True)
 '''
 
 
-def write_driver(path: Path, source: str, to_run: list[Block], folder: Path) -> list[str]:
-    """Write the driver and its block list into ``folder``; return the command that runs them."""
-    (folder / "doc_blocks.json").write_text(json.dumps([dict(asdict(b), source=source) for b in to_run]))
+def write_driver(path: Path, source: str, to_run: list[Block], folder: Path,
+                 known_failures: dict[int, str] | None = None) -> list[str]:
+    """Write the driver and its block list into ``folder``; return the command that runs them.
+
+    ``known_failures`` maps a (bash or cpp) block's line to the reason it is expected to fail; such a
+    block must fail (the driver says so and goes on) until it is removed from the mapping.
+    """
+    known_failures = known_failures or {}
+    rows = [dict(asdict(b), source=source, known_failure=known_failures.get(b.line, "")) for b in to_run]
+    (folder / "doc_blocks.json").write_text(json.dumps(rows))
     (folder / "doc_driver.py").write_text(DRIVER)
-    return [sys.executable, str(folder / "doc_driver.py"), str(folder / "doc_blocks.json")]
+    tests = str(Path(__file__).resolve().parent)
+    return [sys.executable, str(folder / "doc_driver.py"), str(folder / "doc_blocks.json"), tests]

@@ -20,11 +20,16 @@ DOCS = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p
 
 # Blocks not run, each for a stated reason (a new skip must be added here on purpose).
 SKIPPED = {
-    ("README.md", "bash scripts/run_demo.sh"): "the full demo (minutes); its reduced run is tested",
-    ("docs/hisigma.md", "bash scripts/run_demo.sh"): "the full demo (minutes); its reduced run is tested",
-    ("docs/hisigma.md", "nice .venv/bin/python benchmarks/compare_baselines.py"): "a benchmark (tens of minutes)",
-    ("docs/core_performance.md", ".venv/bin/python benchmarks/bench_flow_throughput.py"):
-        "a timing benchmark (minutes, CPU-bound)",
+    ("README.md", "bash scripts/run_demo.sh"): "the full demo and the test suite itself; a reduced demo is tested",
+    ("README.md", ".venv/bin/python benchmarks/bench_flow_throughput.py"): "a timing benchmark (minutes)",
+}
+
+# Blocks that fail until another branch is merged (each must fail; remove the entry once it passes).
+KNOWN_FAILURES = {
+    ("README.md", "rooml combine --histfactory hf.root --unbinned nsbi.root --poi-map mu=SigXsecOverSM -o "
+                  "combined.root --fit --scan 5"):
+        "to_workspace lists only event_index as observable of a ratio_function model (issue 13 item 4, "
+        "fixed on the branch of items 2-6)",
 }
 
 
@@ -49,6 +54,8 @@ def test_every_block_is_classified(path):
 def test_skips_are_the_listed_ones():
     found = {_skip_key(p, b) for p in DOCS for b in blocks(p) if b.skip_reason is not None}
     assert found == set(SKIPPED)
+    present = {_skip_key(p, b) for p in DOCS for b in blocks(p)}
+    assert set(KNOWN_FAILURES) <= present
 
 
 def _sandbox(tmp_path: Path) -> dict:
@@ -56,7 +63,7 @@ def _sandbox(tmp_path: Path) -> dict:
         (tmp_path / name).symlink_to(REPO / name)
     venv = REPO / ".venv"
     env = dict(os.environ, VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-               MPLBACKEND="Agg", PYTHONHASHSEED="0")
+               MPLBACKEND="Agg", PYTHONHASHSEED="0", TQDM_DISABLE="1")
     env.pop("PYTHONHOME", None)
     return env
 
@@ -68,9 +75,12 @@ def test_doc_runs_as_written(path, tmp_path):
         assert all(b.language in SHOW or b.skip_reason for b in blocks(path))
         return
     env = _sandbox(tmp_path)
-    command = write_driver(path, _rel(path), to_run, tmp_path)
+    known = {b.line: KNOWN_FAILURES[_skip_key(path, b)] for b in to_run if _skip_key(path, b) in KNOWN_FAILURES}
+    command = write_driver(path, _rel(path), to_run, tmp_path, known)
     out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     tail = (out.stdout[-6000:] + "\n--- stderr ---\n" + out.stderr[-6000:])
+    print("\n".join(line for line in out.stdout.splitlines() if line.startswith("=====")))
     assert out.returncode == 0, tail
-    assert "Traceback" not in out.stderr, tail
+    if not known:
+        assert "Traceback" not in out.stderr, tail
     assert sys.executable  # the driver ran under the suite's interpreter
