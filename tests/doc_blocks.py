@@ -4,8 +4,9 @@ Every block has a language.  ``python`` blocks of one file share one fresh inter
 ``bash`` blocks run with ``bash -eo pipefail`` in the same working directory, ``cpp`` blocks are ROOT
 macros run with ``root -l -b -q``; ``text``, ``json`` and ``cmake`` blocks are shown, not run (``cmake``
 snippets are built by the CMake tests).  A block preceded by ``<!-- doc-test: skip: REASON -->`` is not
-run; ``<!-- doc-test: needs hf.root -->`` has the test provide a prerequisite that the text says comes
-from elsewhere (``hf.root``: ROOT's hf001 HistFactory tutorial workspace).
+run; ``<!-- doc-test: needs hf.root nsbi.root -->`` has the test provide prerequisites that the text says come
+from elsewhere (``hf.root``: ROOT's hf001 HistFactory tutorial workspace; ``nsbi.root``: an offshell4l
+NSBI workspace), made as ``tests/test_combine.py`` makes them.
 """
 from __future__ import annotations
 
@@ -58,14 +59,21 @@ namespace = {"__name__": "__main__"}
 
 
 def needs(what):
-    """Prerequisite files a block names as coming from elsewhere."""
-    if what.startswith("hf.root") and not os.path.exists("hf.root"):  # ROOT's hf001 tutorial workspace
-        import pathlib
+    """Prerequisite files a block names as coming from elsewhere (made as the combination tests make them)."""
+    import pathlib
+    sys.path.insert(0, tests)
+    for name in what.split():
+        if os.path.exists(name):
+            continue
         import ROOT
-        sys.path.insert(0, tests)
-        from test_combine import _histfactory_workspace
+        import test_combine
         from rooml.combine import write_workspace
-        write_workspace(_histfactory_workspace(ROOT, pathlib.Path(".")), "hf.root")
+        if name == "hf.root":  # ROOT's hf001 HistFactory tutorial workspace
+            write_workspace(test_combine._histfactory_workspace(ROOT, pathlib.Path(".")), name)
+        elif name == "nsbi.root":  # an offshell4l NSBI workspace (rooml.roofit.to_workspace)
+            write_workspace(test_combine._unbinned_workspace(ROOT), name)
+        else:
+            raise ValueError(f"doc-test: no recipe for the prerequisite {name}")
 
 
 def failed(b, why):

@@ -22,6 +22,12 @@ DOCS = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p
 SKIPPED = {
     ("README.md", "bash scripts/run_demo.sh"): "the full demo and the test suite itself; a reduced demo is tested",
     ("README.md", ".venv/bin/python benchmarks/bench_flow_throughput.py"): "a timing benchmark (minutes)",
+    ("docs/core_performance.md", ".venv/bin/python benchmarks/bench_flow_throughput.py"): "the same benchmark",
+    ("docs/hisigma.md", "bash scripts/run_demo.sh"): "the full demo and bigger runs; a reduced demo is tested",
+    ("docs/hisigma.md", "export LD_LIBRARY_PATH=$(rooml config --libdir):$LD_LIBRARY_PATH"):
+        "the README's ROOT-macro tour runs the same commands",
+    ("docs/hisigma.md", "nice .venv/bin/python benchmarks/compare_baselines.py -o baselines_output"):
+        "benchmarks (tens of minutes)",
 }
 
 # Blocks that fail until another branch is merged (each must fail; remove the entry once it passes).
