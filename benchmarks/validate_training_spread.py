@@ -53,22 +53,26 @@ def _flow_quality(seeds: list[int]) -> None:
         rng = np.random.default_rng(12)
         m = rng.uniform(100, 200, size=(8000, 1))
         xc = rng.standard_normal((8000, 2)) + 0.02 * (m - 150)
-        model = train_flow(FlowConfig(features=2, context=1, layers=2, hidden=16, seed=seed), xc[:6000], m[:6000],
+        cfg = FlowConfig(features=2, context=1, layers=2, hidden=16, seed=seed)
+        model = train_flow(cfg, xc[:6000], m[:6000],
                            epochs=15, patience=5, progress=False, context_names=["m"], seed=seed)
         dc = xc[6000:] - 0.02 * (m[6000:] - 150)
-        cond = model.log_prob(xc[6000:], m[6000:]).mean() - np.mean(-0.5 * (dc**2).sum(1) - math.log(2 * math.pi))
+        truth_c = np.mean(-0.5 * (dc**2).sum(1) - math.log(2 * math.pi))
+        cond = model.log_prob(xc[6000:], m[6000:]).mean() - truth_c
         shift = np.mean(model.sample(2000, [190.0], seed=1)[:, 0]) - 0.8
         gaps.append((gauss, cond, shift))
         print(f"seed {seed}: gaussian gap {gauss:+.4f}  conditional gap {cond:+.4f}  "
               f"conditional mean shift {shift:+.4f}", flush=True)
     table = np.array(gaps)
     for name, col in zip(("gaussian gap", "conditional gap", "mean shift"), table.T):
-        print(f"{name:>16}: mean {col.mean():+.4f}  std {col.std(ddof=1):.4f}  max |.| {np.abs(col).max():.4f}")
+        print(f"{name:>16}: mean {col.mean():+.4f}  std {col.std(ddof=1):.4f}  "
+              f"max |.| {np.abs(col).max():.4f}")
 
 
 def main() -> None:
     """Retrain with each seed, fit, and print the spread of the flow-vs-truth differences."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)), help="training seeds")
     parser.add_argument("--events", type=int, default=20000, help="training events per flow (as the test)")
     parser.add_argument("--epochs", type=int, default=40, help="training epochs (as the test)")
@@ -87,7 +91,8 @@ def main() -> None:
     ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.WARNING)
     xy = demo_slice.make_dataset(300, 3000, seed=101)
     truth = demo_slice.fit_yields(*demo_slice.build_truth_model(xy))
-    print(f"truth fit: n_s = {truth.n_s:.2f} +- {truth.n_s_err:.2f}, n_b = {truth.n_b:.2f} +- {truth.n_b_err:.2f}")
+    print(f"truth fit: n_s = {truth.n_s:.2f} +- {truth.n_s_err:.2f}, "
+          f"n_b = {truth.n_b:.2f} +- {truth.n_b_err:.2f}")
     rows = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +103,8 @@ def main() -> None:
               f"err ratios {rows[-1][2]:.4f} {rows[-1][3]:.4f}  status {fit.status}", flush=True)
     table = np.array(rows)
     for name, col in zip(("dn_s/sigma_s", "dn_b/sigma_b", "err_s ratio", "err_b ratio"), table.T):
-        print(f"{name:>13}: mean {col.mean():+.4f}  std {col.std(ddof=1):.4f}  max |.| {np.abs(col).max():.4f}")
+        print(f"{name:>13}: mean {col.mean():+.4f}  std {col.std(ddof=1):.4f}  "
+              f"max |.| {np.abs(col).max():.4f}")
     wrong = demo_slice.fit_yields(*demo_slice.build_truth_model(xy, signal_scale=args.wrong_scale))
     print(f"wrong signal density (width x {args.wrong_scale}): dn_s/sigma = "
           f"{(wrong.n_s - truth.n_s) / truth.n_s_err:+.4f}")

@@ -83,7 +83,8 @@ def failed(b, why):
 
 start = time.perf_counter()
 for b in blocks:
-    print(f"\n===== {b['source']}:{b['line']} [{b['language']}] at {time.perf_counter() - start:.1f} s", flush=True)
+    elapsed = time.perf_counter() - start
+    print(f"\n===== {b['source']}:{b['line']} [{b['language']}] at {elapsed:.1f} s", flush=True)
     if b["directive"].startswith("needs "):
         needs(b["directive"][len("needs "):])
     if b["language"] == "python":

@@ -56,7 +56,8 @@ def test_combine_with_a_text_file(text_file, tmp_path):
 
 
 def test_combine_with_a_missing_file(tmp_path):
-    out = _run("combine", "--histfactory", str(tmp_path / "nope.root"), "--unbinned", str(tmp_path / "x.root"),
+    out = _run("combine", "--histfactory", str(tmp_path / "nope.root"),
+               "--unbinned", str(tmp_path / "x.root"),
                "-o", str(tmp_path / "c.root"))
     _one_line_error(out, "nope.root", "no such file")
 
@@ -68,11 +69,13 @@ def test_hh4b_train_on_the_wrong_dataset(bbyy_file, tmp_path):
 
 
 def test_hh4b_train_on_a_missing_file(tmp_path):
-    _one_line_error(_run("hh4b", "train", str(tmp_path / "none.root"), "-o", str(tmp_path / "m")), "none.root")
+    out = _run("hh4b", "train", str(tmp_path / "none.root"), "-o", str(tmp_path / "m"))
+    _one_line_error(out, "none.root")
 
 
 def test_debug_shows_the_traceback(text_file, tmp_path):
-    args = ("combine", "--histfactory", str(text_file), "--unbinned", str(text_file), "-o", str(tmp_path / "c"))
+    args = ("combine", "--histfactory", str(text_file), "--unbinned", str(text_file),
+            "-o", str(tmp_path / "c"))
     for out in (_run(*args, env={"ROOML_DEBUG": "1"}), _run("--debug", *args)):
         assert out.returncode != 0 and "Traceback" in out.stderr and "not a ROOT file" in out.stderr
 
@@ -120,7 +123,8 @@ def test_every_option_has_help_and_no_markup():
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 continue
-            assert action.help and action.help != argparse.SUPPRESS, (name, action.option_strings or action.dest)
+            what = (name, action.option_strings or action.dest)
+            assert action.help and action.help != argparse.SUPPRESS, what
         text = parser.format_help()
         assert "``" not in text and ":mod:" not in text and ":func:" not in text, name
 
@@ -135,7 +139,8 @@ def test_demo_help_shows_the_defaults():
 def test_undertraining_warning_names_the_threshold():
     assert undertraining_warning(MINIMUM_EVENTS, MINIMUM_EPOCHS) is None
     assert undertraining_warning(10 * MINIMUM_EVENTS, 3 * MINIMUM_EPOCHS) is None
-    for events, epochs in ((5000, 2), (MINIMUM_EVENTS - 1, MINIMUM_EPOCHS), (MINIMUM_EVENTS, MINIMUM_EPOCHS - 1)):
+    below = ((5000, 2), (MINIMUM_EVENTS - 1, MINIMUM_EPOCHS), (MINIMUM_EVENTS, MINIMUM_EPOCHS - 1))
+    for events, epochs in below:
         text = undertraining_warning(events, epochs)
         assert f"--events {events} --epochs {epochs}" in text and "under-trained" in text
         assert f"--events {MINIMUM_EVENTS} --epochs {MINIMUM_EPOCHS}" in text

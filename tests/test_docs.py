@@ -20,10 +20,10 @@ DOCS = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p
 
 # Blocks not run, each for a stated reason (a new skip must be added here on purpose).
 SKIPPED = {
-    ("README.md", "bash scripts/run_demo.sh"): "the full demo and the test suite itself; a reduced demo is tested",
+    ("README.md", "bash scripts/run_demo.sh"): "the full demo and the test suite; a reduced demo is tested",
     ("README.md", ".venv/bin/python benchmarks/bench_flow_throughput.py"): "a timing benchmark (minutes)",
-    ("docs/core_performance.md", ".venv/bin/python benchmarks/bench_flow_throughput.py"): "the same benchmark",
-    ("docs/hisigma.md", "bash scripts/run_demo.sh"): "the full demo and bigger runs; a reduced demo is tested",
+    ("docs/core_performance.md", ".venv/bin/python benchmarks/bench_flow_throughput.py"): "a benchmark",
+    ("docs/hisigma.md", "bash scripts/run_demo.sh"): "the full demo and bigger runs; a reduced one is tested",
     ("docs/hisigma.md", "export LD_LIBRARY_PATH=$(rooml config --libdir):$LD_LIBRARY_PATH"):
         "the README's ROOT-macro tour runs the same commands",
     ("docs/hisigma.md", "nice .venv/bin/python benchmarks/compare_baselines.py -o baselines_output"):
@@ -51,7 +51,7 @@ def _skip_key(path: Path, block) -> tuple[str, str]:
 def test_every_block_is_classified(path):
     for block in blocks(path):
         where = f"{_rel(path)}:{block.line}"
-        assert block.language in RUN + SHOW, f"{where}: fence language {block.language!r} (use text if not code)"
+        assert block.language in RUN + SHOW, f"{where}: fence language {block.language!r} (text if not code)"
         if block.skip_reason is not None:
             assert block.skip_reason, f"{where}: a skip needs a reason"
             assert _skip_key(path, block) in SKIPPED, f"{where}: skipped but not in test_docs.SKIPPED"
@@ -81,7 +81,8 @@ def test_doc_runs_as_written(path, tmp_path):
         assert all(b.language in SHOW or b.skip_reason for b in blocks(path))
         return
     env = _sandbox(tmp_path)
-    known = {b.line: KNOWN_FAILURES[_skip_key(path, b)] for b in to_run if _skip_key(path, b) in KNOWN_FAILURES}
+    known = {b.line: KNOWN_FAILURES[_skip_key(path, b)] for b in to_run
+             if _skip_key(path, b) in KNOWN_FAILURES}
     command = write_driver(path, _rel(path), to_run, tmp_path, known)
     out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     tail = (out.stdout[-6000:] + "\n--- stderr ---\n" + out.stderr[-6000:])

@@ -1,5 +1,4 @@
-"""The PyROOT builders as a newcomer calls them: names instead of variables, renamed variables, no free
-parameters."""
+"""The PyROOT builders as a newcomer calls them: names, renamed variables, no free parameters."""
 from __future__ import annotations
 
 import warnings
@@ -18,7 +17,8 @@ SUPPORT = [(-6.0, 6.0), (-5.0, 7.0)]
 @pytest.fixture(scope="module")
 def flow_file(tmp_path_factory):
     flow = random_flow("coupling", features=2)
-    return export_flow(flow, tmp_path_factory.mktemp("builders") / "f.onnx", features=["x", "y"], support=SUPPORT)
+    path = tmp_path_factory.mktemp("builders") / "f.onnx"
+    return export_flow(flow, path, features=["x", "y"], support=SUPPORT)
 
 
 def test_names_create_variables_over_the_support(flow_file, roofit):

@@ -96,7 +96,7 @@ FLOOR = 4.0
 
 
 def _flow_vs_truth_ok(fit, truth) -> list[str]:
-    """The bounds the flow fit violates against the truth fit (empty if it agrees)."""
+    """Return the bounds the flow fit violates against the truth fit (empty if it agrees)."""
     bad = []
     if abs(fit.n_s - truth.n_s) > FLOOR * TRAINING_SPREAD["n_s"] * truth.n_s_err:
         bad.append(f"n_s {fit.n_s:.2f} vs {truth.n_s:.2f} +- {truth.n_s_err:.2f}")
@@ -109,8 +109,7 @@ def _flow_vs_truth_ok(fit, truth) -> list[str]:
 
 
 def test_flow_fit_agrees_with_exact_densities(fitted, roofit):
-    """n_s, n_b and their errors from the flows agree with the fit with the true pdfs within the spread
-    of trainings (TRAINING_SPREAD); a wrong density does not."""
+    """Flow fit = exact-density fit within the training spread (TRAINING_SPREAD); a wrong density is not."""
     xy, _, _, flow_fit = fitted
     truth = demo_slice.fit_yields(*demo_slice.build_truth_model(xy))
     assert flow_fit.status == 0 and truth.status == 0

@@ -57,8 +57,9 @@ def _demo_minimum_text() -> str:
     return f"--events {MINIMUM_EVENTS} --epochs {MINIMUM_EPOCHS}"
 
 
-_DESCRIPTION = ("rooml: machine-learned densities (normalizing flows, density-ratio networks, GP mass planes) "
-                "as RooFit objects. Every command refuses to overwrite an existing output unless given --force.")
+_DESCRIPTION = ("rooml: machine-learned densities (normalizing flows, density-ratio networks, GP mass "
+                "planes) as RooFit objects. Every command refuses to overwrite an existing output unless "
+                "given --force.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     from rooml._version import __version__
 
     parser = argparse.ArgumentParser(prog="rooml", description=_DESCRIPTION,
-                                     epilog="Errors print one line; set ROOML_DEBUG=1 or pass --debug for the "
-                                            "traceback.")  # fmt: skip
+                                     epilog="Errors print one line; set ROOML_DEBUG=1 or pass --debug "
+                                            "for the traceback.")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"rooml {__version__}",
                         help="print rooml's version and exit")
     parser.add_argument("--debug", action="store_true",
@@ -84,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="HI-SIGMA end to end: train bbyy flows, export, fit, scan, plot",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                          description="The HI-SIGMA analysis on the bbyy simulation, end to end. The defaults "
+                          description="The HI-SIGMA analysis on the bbyy simulation, end to end. The "
+                                      "defaults "
                                       f"are the smallest settings whose numbers mean something; below "
-                                      f"{_demo_minimum_text()} the demo warns that its flows are under-trained.")
+                                      f"{_demo_minimum_text()} the demo warns that its flows are "
+                                      "under-trained.")
     demo.add_argument("-o", "--output", default=argparse.SUPPRESS,
                       help="output directory (default: rooml_output, or rooml_output_2, _3, ... if that has "
                            "results of an earlier run)")
@@ -112,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
-    """The exception's message on one line (KeyError's quotes dropped; the type for unexpected ones)."""
+    """Return the exception's message on one line (KeyError's quotes dropped; the type if unexpected)."""
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     message = " ".join(str(message).split()) or type(exc).__name__
     expected = (ValueError, KeyError, OSError, RuntimeError)

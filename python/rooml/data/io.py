@@ -222,7 +222,10 @@ def _chunks(path, tree: str, wanted: list[str], step_size, weight_name, attrs) -
 
 
 def _check_tree(f, path: Path, tree: str, columns) -> tuple[dict, list[str], list[str]]:
-    """``(attrs, branches, wanted columns)`` of ``tree`` in the open file ``f``; KeyError naming what is missing."""
+    """Return ``(attrs, branches, wanted columns)`` of ``tree`` in the open file ``f``.
+
+    A missing tree or branch raises a KeyError naming it.
+    """
     if tree not in f:
         trees = sorted({k.split(";")[0] for k, c in f.classnames().items() if c.startswith("TTree")})
         raise KeyError(f"{path} has no tree {tree!r}; it has {trees}")

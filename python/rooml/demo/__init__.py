@@ -45,7 +45,7 @@ def _check_output(out: Path, force: bool) -> None:
 
 
 def undertraining_warning(events: int, epochs: int) -> str | None:
-    """The warning to print when ``events`` or ``epochs`` are below the validated minimum, else None.
+    """Return the warning to print when ``events`` or ``epochs`` are below the validated minimum, else None.
 
     Examples
     --------

@@ -164,7 +164,8 @@ def _require_free_parameters(model, data, constraints) -> None:
     free = [p.GetName() for pdf in pdfs for p in pdf.getParameters(data)
             if p.InheritsFrom("RooRealVar") and not p.isConstant()]  # fmt: skip
     if not free:
-        raise ValueError(f"'{model.GetName()}' has no free parameters, so there is nothing to fit; give it one "
+        raise ValueError(f"'{model.GetName()}' has no free parameters, so there is nothing to fit; "
+                         "give it one "
                          "(e.g. a yield through RooExtendPdf or RooAddPdf), or evaluate "
                          "rooml.infer.create_nll(model, data).getVal() for its NLL")
 

@@ -112,13 +112,14 @@ def _check_names(object_name: str, variables, expected: list[str], what: str,
                              f"model's {what.removesuffix('s')} number {expected.index(name)} (wrong order)")
     renamed = [f"'{g}' for '{e}'" for g, e in zip(given, expected) if g != e]
     if renamed:
-        warnings.warn(f"{cls} '{object_name}': variables named differently from the model's {what} are matched "
+        warnings.warn(f"{cls} '{object_name}': variables named differently from the model's {what} are "
+                      "matched "
                       f"by position: {', '.join(renamed)} (the model's {what}: {', '.join(expected)})",
                       UserWarning, stacklevel=3)
 
 
 def _as_arglist(ROOT, items, supports: dict | None = None):
-    """A RooArgList of ``items``: RooAbsReal objects, or names of variables to create.
+    """Return a RooArgList of ``items``: RooAbsReal objects, or names of variables to create.
 
     A name's variable spans ``supports[name]`` (``(low, high)``, None for unbounded) when given, else the
     whole real line.
