@@ -53,7 +53,7 @@ def blocks(path: Path) -> list[Block]:
 
 DRIVER = r'''
 import json, os, re, subprocess, sys, time, traceback
-blocks, tests = json.load(open(sys.argv[1])), sys.argv[2]
+blocks, tests = (json.load(open(sys.argv[1])), sys.argv[2]) if __name__ == "__main__" else ([], "")
 root = os.path.join(os.path.dirname(sys.executable), "root")
 namespace = {"__name__": "__main__"}
 
@@ -81,41 +81,47 @@ def failed(b, why):
     sys.exit(1)
 
 
-start = time.perf_counter()
-for b in blocks:
-    elapsed = time.perf_counter() - start
-    print(f"\n===== {b['source']}:{b['line']} [{b['language']}] at {elapsed:.1f} s", flush=True)
-    if b["directive"].startswith("needs "):
-        needs(b["directive"][len("needs "):])
-    if b["language"] == "python":
-        try:
-            exec(compile(b["code"], f"{b['source']}:{b['line']}", "exec"), namespace)
-        except BaseException:
-            traceback.print_exc()
-            failed(b, "exception")
+def main():
+    """Run the blocks in order (guarded: Dask's spawned workers import this file)."""
+    start = time.perf_counter()
+    for b in blocks:
+        elapsed = time.perf_counter() - start
+        print(f"\n===== {b['source']}:{b['line']} [{b['language']}] at {elapsed:.1f} s", flush=True)
+        if b["directive"].startswith("needs "):
+            needs(b["directive"][len("needs "):])
+        if b["language"] == "python":
+            try:
+                exec(compile(b["code"], f"{b['source']}:{b['line']}", "exec"), namespace)
+            except BaseException:
+                traceback.print_exc()
+                failed(b, "exception")
+            sys.stdout.flush()
+            continue
+        if b["language"] == "bash":  # one shell session: exports carry over to later blocks
+            cmd = ["bash", "-eo", "pipefail", "-c", b["code"] + "\nenv -0 > .doc_env"]
+        else:  # a ROOT macro, in a file named after its function
+            function = re.search(r"^\w[\w:<>, ]*\s+(\w+)\s*\(", b["code"], re.M).group(1)
+            with open(f"{function}.C", "w") as f:
+                f.write(b["code"])
+            cmd = [root, "-l", "-b", "-q", f"{function}.C"]
         sys.stdout.flush()
-        continue
-    if b["language"] == "bash":  # one shell session: exports carry over to later blocks
-        cmd = ["bash", "-eo", "pipefail", "-c", b["code"] + "\nenv -0 > .doc_env"]
-    else:  # a ROOT macro, in a file named after its function
-        function = re.search(r"^\w[\w:<>, ]*\s+(\w+)\s*\(", b["code"], re.M).group(1)
-        with open(f"{function}.C", "w") as f:
-            f.write(b["code"])
-        cmd = [root, "-l", "-b", "-q", f"{function}.C"]
-    sys.stdout.flush()
-    done = subprocess.run(cmd)
-    if b.get("known_failure"):
-        if done.returncode == 0:
-            failed(b, "passed but is listed in KNOWN_FAILURES: remove it there")
-        print(f"DOC-BLOCK-KNOWN-FAILURE {b['source']}:{b['line']}: {b['known_failure']}", flush=True)
-        continue
-    if done.returncode != 0:
-        failed(b, f"exit {done.returncode}")
-    if b["language"] == "bash" and os.path.exists(".doc_env"):
-        env = dict(item.split("=", 1) for item in open(".doc_env").read().split("\0") if "=" in item)
-        os.environ.clear()
-        os.environ.update(env)
-print(f"\n===== done in {time.perf_counter() - start:.1f} s", flush=True)
+        done = subprocess.run(cmd)
+        if b.get("known_failure"):
+            if done.returncode == 0:
+                failed(b, "passed but is listed in KNOWN_FAILURES: remove it there")
+            print(f"DOC-BLOCK-KNOWN-FAILURE {b['source']}:{b['line']}: {b['known_failure']}", flush=True)
+            continue
+        if done.returncode != 0:
+            failed(b, f"exit {done.returncode}")
+        if b["language"] == "bash" and os.path.exists(".doc_env"):
+            env = dict(item.split("=", 1) for item in open(".doc_env").read().split("\0") if "=" in item)
+            os.environ.clear()
+            os.environ.update(env)
+    print(f"\n===== done in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
 '''
 
 
