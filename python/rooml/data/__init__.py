@@ -53,7 +53,7 @@ _IO = ("iterate_root", "read_root", "to_roodataset", "write_root")
 
 def __getattr__(name: str):
     """Import the generators (scipy) and the IO functions on first use, so the CLI starts fast."""
-    if name in _GENERATOR_NAMES:
+    if name in (*_GENERATOR_NAMES, "io", "cli"):
         return importlib.import_module(f"rooml.data.{name}")
     if name in _IO:
         return getattr(importlib.import_module("rooml.data.io"), name)

@@ -48,6 +48,8 @@ def __getattr__(name: str):
     """Import the submodule that defines ``name`` on first access."""
     if name in _EXPORTS:
         return getattr(importlib.import_module(f"rooml.hh4b.{_EXPORTS[name]}"), name)
+    if name in set(_EXPORTS.values()) | {"cli"}:  # the submodules themselves
+        return importlib.import_module(f"rooml.hh4b.{name}")
     raise AttributeError(f"module 'rooml.hh4b' has no attribute {name!r}")
 
 
