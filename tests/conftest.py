@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-warnings.filterwarnings("ignore", message="This distribution of ROOT")
+warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT")
 os.environ.setdefault("ROOML_NUM_THREADS", "2")
 
 

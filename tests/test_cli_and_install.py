@@ -64,6 +64,8 @@ def test_demo_runs_end_to_end_and_macros_refit_it(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "envelope interval" in out.stdout and "Z0" in out.stdout
+    assert out.stdout.count("under-trained") == 2  # before training and next to the numbers
+    assert "alpha stage" not in out.stderr and "triangular_solve" not in out.stderr
     result = json.loads((tmp_path / "fit_result.json").read_text())
     assert result["fit"]["status"] == 0
     mu_hat, sigma = result["mu_hat"], result["mu_error"]

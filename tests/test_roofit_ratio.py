@@ -158,9 +158,10 @@ def test_wrong_features(models, roofit):
         ROOT.RooRatioFunction("r", "r", ROOT.RooArgList(x0, x1, x2), str(path) + ".missing")
     with pytest.raises(ModelFileError, match="not 'ratio'"):
         ratio_function("r", _flow_file(path.parent), [x0, x1, x2])
-    # variables named differently from the model's features are accepted in the model's order
+    # variables named differently from the model's features are accepted in the model's order, with a warning
     a, b, c = (ROOT.RooRealVar(n, n, 0.5, -LIMIT, LIMIT) for n in "abc")
-    same = ratio_function("r", path, [a, b, c])
+    with pytest.warns(UserWarning, match="'a' for 'x0', 'b' for 'x1', 'c' for 'x2'"):
+        same = ratio_function("r", path, [a, b, c])
     assert same.getVal() == pytest.approx(float(rooml.load(path).ratio(np.full((1, 3), 0.5))[0]), rel=1e-12)
 
 

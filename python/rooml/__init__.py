@@ -7,12 +7,17 @@ RooFit pdfs (:mod:`rooml.roofit`).
 """
 from __future__ import annotations
 
+import warnings
+
 from rooml import _paths
 from rooml._version import __version__
 
 __all__ = ["__version__", "load"]
 
 _paths.prepare_root_autoload()
+# The pip ROOT wheel warns on every import that it is an alpha distribution: nothing a rooml user can act on.
+warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT is in alpha stage",
+                        category=UserWarning, module="ROOT")
 
 
 def load(path):

@@ -1,8 +1,14 @@
-"""The ``rooml`` command line."""
+"""The ``rooml`` command line.
+
+Errors are reported as one line on stderr with exit status 2; ``--debug`` (or the environment variable
+``ROOML_DEBUG=1``) shows the traceback instead.  Sub-command modules import torch and ROOT only when they
+run, so ``rooml --help`` is fast.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["build_parser", "main"]
@@ -37,7 +43,7 @@ def _config(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from rooml.demo import fresh_output_directory, run_demo
 
-    output = args.output if args.output is not None else fresh_output_directory("rooml_output")
+    output = getattr(args, "output", None) or fresh_output_directory("rooml_output")
     run_demo(output=output, signal=args.signal, background=args.background, events=args.events,
              epochs=args.epochs, bootstraps=args.bootstraps, members=args.members, seed=args.seed,
              scan_points=args.scan_points, normalization_samples=args.normalization_samples, force=args.force,
@@ -45,10 +51,29 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_minimum_text() -> str:
+    from rooml.demo import MINIMUM_EPOCHS, MINIMUM_EVENTS
+
+    return f"--events {MINIMUM_EVENTS} --epochs {MINIMUM_EPOCHS}"
+
+
+_DESCRIPTION = ("rooml: machine-learned densities (normalizing flows, density-ratio networks, GP mass "
+                "planes) as RooFit objects. Every command refuses to overwrite an existing output unless "
+                "given --force.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``rooml`` command."""
-    parser = argparse.ArgumentParser(prog="rooml", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    from rooml._version import __version__
+
+    parser = argparse.ArgumentParser(prog="rooml", description=_DESCRIPTION,
+                                     epilog="Errors print one line; set ROOML_DEBUG=1 or pass --debug "
+                                            "for the traceback.")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"rooml {__version__}",
+                        help="print rooml's version and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: ROOML_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     config = sub.add_parser("config", help="print where libRooML and its headers are installed")
     config.add_argument("--libdir", action="store_true",
@@ -58,8 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--libs", action="store_true", help="linker flags for libRooML")
     config.set_defaults(func=_config)
 
-    demo = sub.add_parser("demo", help="HI-SIGMA end to end: train bbyy flows, export, fit, scan, plot")
-    demo.add_argument("-o", "--output", default=None,
+    demo = sub.add_parser("demo", help="HI-SIGMA end to end: train bbyy flows, export, fit, scan, plot",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                          description="The HI-SIGMA analysis on the bbyy simulation, end to end. The "
+                                      "defaults "
+                                      f"are the smallest settings whose numbers mean something; below "
+                                      f"{_demo_minimum_text()} the demo warns that its flows are "
+                                      "under-trained.")
+    demo.add_argument("-o", "--output", default=argparse.SUPPRESS,
                       help="output directory (default: rooml_output, or rooml_output_2, _3, ... if that has "
                            "results of an earlier run)")
     demo.add_argument("--events", type=int, default=60_000, help="simulated background events for training "
@@ -83,13 +114,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """Return the exception's message on one line (KeyError's quotes dropped; the type if unexpected)."""
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    message = " ".join(str(message).split()) or type(exc).__name__
+    expected = (ValueError, KeyError, OSError, RuntimeError)
+    return message if isinstance(exc, expected) else f"{type(exc).__name__}: {message}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``rooml`` command line."""
+    """Run the ``rooml`` command line; return its exit status (2 for an error, reported on one line)."""
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("ROOML_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
-        print(f"rooml: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("rooml: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"rooml: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from rooml._files import atomic_output
 
 __all__ = [
     "GLOBAL_OBSERVABLE_TAG",
@@ -96,12 +97,16 @@ def load_workspace(path: str | os.PathLike, name: str | None = None):
     Raises
     ------
     FileNotFoundError, ValueError
-        A missing file; no workspace of that name (the message lists the file's workspaces).
+        A missing file; a file that is not a ROOT file; no workspace of that name (the message lists
+        the file's workspaces).
     """
     ROOT = _root()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"root":  # checked here: ROOT would print its own error lines first
+            raise ValueError(f"{path} is not a ROOT file")
     tfile = ROOT.TFile.Open(str(path))
     found = [k.GetName() for k in tfile.GetListOfKeys() if k.GetClassName() == "RooWorkspace"]
     if name is None and len(found) != 1:
@@ -510,19 +515,9 @@ def write_workspace(ws, path: str | os.PathLike, *, force: bool = False) -> Path
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; use --force (force=True) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.root", dir=path.parent)
-    os.close(fd)
-    try:
-        if not ws.writeToFile(tmp, True):
+    with atomic_output(path, suffix=".tmp.root") as tmp:
+        if not ws.writeToFile(str(tmp), True):
             raise RuntimeError(f"RooWorkspace::writeToFile failed for {path}")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -26,13 +26,12 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 import numpy as np
 
-from rooml.data import bbyy, hh4b, offshell4l
 from rooml.data._sample import Sample, concatenate
-from rooml.data.io import iterate_root, read_root, to_roodataset, write_root
 
 __all__ = [
     "GENERATORS",
@@ -48,8 +47,25 @@ __all__ = [
     "write_root",
 ]
 
-GENERATORS: dict[str, ModuleType] = {"bbyy": bbyy, "hh4b": hh4b, "offshell4l": offshell4l}
-"""Generator modules by name (as used by ``rooml data make NAME``)."""
+_GENERATOR_NAMES = ("bbyy", "hh4b", "offshell4l")
+_IO = ("iterate_root", "read_root", "to_roodataset", "write_root")
+
+
+def __getattr__(name: str):
+    """Import the generators (scipy) and the IO functions on first use, so the CLI starts fast."""
+    if name in (*_GENERATOR_NAMES, "io", "cli"):
+        return importlib.import_module(f"rooml.data.{name}")
+    if name in _IO:
+        return getattr(importlib.import_module("rooml.data.io"), name)
+    if name == "GENERATORS":
+        generators: dict[str, ModuleType] = {n: importlib.import_module(f"rooml.data.{n}")
+                                             for n in _GENERATOR_NAMES}  # fmt: skip
+        return generators
+    raise AttributeError(f"module 'rooml.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
 
 
 def generate(
@@ -72,8 +88,7 @@ def generate(
     -------
     Sample
     """
-    try:
-        module = GENERATORS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(GENERATORS)}") from None
+    if name not in _GENERATOR_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(_GENERATOR_NAMES)}")
+    module = importlib.import_module(f"rooml.data.{name}")
     return module.generate(process, n_events, seed, **kwargs)

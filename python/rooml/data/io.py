@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rooml._files import atomic_output
 from rooml.data._sample import Sample
 
 __all__ = ["iterate_root", "read_root", "to_roodataset", "write_root"]
@@ -96,14 +96,7 @@ def write_root(
         raise ValueError("nothing to write")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-    try:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         with uproot.recreate(tmp, compression=_compression(compression)) as f:
             for name, sample in trees.items():
                 if isinstance(sample, Sample):
@@ -118,21 +111,6 @@ def write_root(
                 if data and len(next(iter(data.values()))) > 0:
                     t.extend(data)
                 f[name + _ATTRS_SUFFIX] = json.dumps(attrs, default=_json_default, sort_keys=True)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:  # link() refuses to clobber a file created meanwhile
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it") from None
-            except OSError:  # no hard links on this file system
-                if path.exists():
-                    raise FileExistsError(
-                        f"{path} exists; pass overwrite=True (--force) to replace it"
-                    ) from None
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -182,14 +160,7 @@ def read_root(
 
     path = Path(path)
     with uproot.open(path) as f:
-        if tree not in f:
-            raise KeyError(f"{path} has no tree {tree!r}; it has {sorted(k.split(';')[0] for k in f.keys())}")
-        attrs = _read_attrs(f, tree)
-        branches = list(f[tree].keys())
-        wanted = list(branches if columns is None else columns)
-        missing = [c for c in wanted if c not in branches]
-        if missing:
-            raise KeyError(f"tree {tree!r} in {path} has no branches {missing}")
+        attrs, branches, wanted = _check_tree(f, path, tree, columns)
         if weight_name and weight_name in branches and weight_name not in wanted:
             wanted.append(weight_name)
         if backend == "uproot":
@@ -231,17 +202,39 @@ def iterate_root(
     """
     import uproot
 
-    with uproot.open(path) as f:
-        attrs = _read_attrs(f, tree)
-        branches = list(f[tree].keys())
-    wanted = list(branches if columns is None else columns)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with uproot.open(path) as f:  # checked now, not at the first chunk
+        attrs, branches, wanted = _check_tree(f, Path(path), tree, columns)
     if weight_name and weight_name in branches and weight_name not in wanted:
         wanted.append(weight_name)
+    return _chunks(path, tree, wanted, step_size, weight_name, attrs)
+
+
+def _chunks(path, tree: str, wanted: list[str], step_size, weight_name, attrs) -> Iterator[Sample]:
+    import uproot
+
     start = 0
     for arrays in uproot.iterate({str(path): tree}, wanted, step_size=step_size, library="np"):
         chunk = _split({k: arrays[k] for k in wanted}, weight_name, {**attrs, "entry_start": start})
         start += len(chunk)
         yield chunk
+
+
+def _check_tree(f, path: Path, tree: str, columns) -> tuple[dict, list[str], list[str]]:
+    """Return ``(attrs, branches, wanted columns)`` of ``tree`` in the open file ``f``.
+
+    A missing tree or branch raises a KeyError naming it.
+    """
+    if tree not in f:
+        trees = sorted({k.split(";")[0] for k, c in f.classnames().items() if c.startswith("TTree")})
+        raise KeyError(f"{path} has no tree {tree!r}; it has {trees}")
+    branches = list(f[tree].keys())
+    wanted = list(branches if columns is None else columns)
+    missing = [c for c in wanted if c not in branches]
+    if missing:
+        raise KeyError(f"tree {tree!r} in {path} has no branches {missing}")
+    return _read_attrs(f, tree), branches, wanted
 
 
 def _as_list(variables: Any) -> list:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rooml._files import atomic_output
 from rooml.data import bbyy
 
 __all__ = ["NP", "PROCESSES", "DemoWorkspace", "build_workspace", "fitted_templates", "write_workspace"]
@@ -163,11 +164,8 @@ def build_workspace(
 def write_workspace(demo: DemoWorkspace, path: str | Path) -> Path:
     """Write the workspace to ``path`` atomically."""
     path = Path(path)
-    tmp = path.with_suffix(".tmp.root")
-    demo.ws.writeToFile(str(tmp), True)
-    if not tmp.is_file():
-        raise RuntimeError(f"could not write the workspace to {tmp}")
-    tmp.replace(path)
+    with atomic_output(path, suffix=".tmp.root") as tmp:
+        demo.ws.writeToFile(str(tmp), True)
     return path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rooml._files import atomic_output
 from rooml.demo import toy2d
 
 __all__ = [
@@ -115,11 +116,14 @@ def build_flow_model(paths: dict, xy: np.ndarray):
     return model, data
 
 
-def build_truth_model(xy: np.ndarray):
-    """Build the same extended model with the exact toy2d densities as RooFit pdfs."""
+def build_truth_model(xy: np.ndarray, signal_scale: float = 1.0):
+    """Build the same extended model with the exact toy2d densities as RooFit pdfs.
+
+    ``signal_scale`` != 1 widens (or narrows) the signal density: a wrong model, for power checks.
+    """
     keep: list = []
     x, y = _variables(keep)
-    sig = toy2d.roofit_truth(x, y, "signal", keep)
+    sig = toy2d.roofit_truth(x, y, "signal", keep, width_scale=signal_scale)
     bkg = toy2d.roofit_truth(x, y, "background", keep)
     model = _extended_sum(sig, bkg, len(xy), keep)
     data = _roodata(x, y, xy)
@@ -135,9 +139,6 @@ def write_workspace(model, data, path: Path, name: str = "w") -> Path:
     ws.Import(model)
     ws.Import(data)
     path = Path(path)
-    tmp = path.with_suffix(".tmp.root")
-    ws.writeToFile(str(tmp), True)
-    if not tmp.is_file():
-        raise RuntimeError(f"could not write workspace to {tmp}")
-    tmp.replace(path)
+    with atomic_output(path, suffix=".tmp.root") as tmp:
+        ws.writeToFile(str(tmp), True)
     return path

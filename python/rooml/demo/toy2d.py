@@ -45,8 +45,12 @@ def sample(process: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return out[rng.permutation(n)]
 
 
-def roofit_truth(x, y, process: str, keep: list):
-    """Build the exact density of ``process`` in ``x``, ``y`` (RooMultiVarGaussian mixture)."""
+def roofit_truth(x, y, process: str, keep: list, width_scale: float = 1.0):
+    """Build the exact density of ``process`` in ``x``, ``y`` (RooMultiVarGaussian mixture).
+
+    ``width_scale`` != 1 scales every component's widths (a deliberately wrong density, for tests
+    that a comparison has the power to reject one).
+    """
     import ROOT
 
     pdfs, fracs = ROOT.RooArgList(), ROOT.RooArgList()
@@ -57,7 +61,7 @@ def roofit_truth(x, y, process: str, keep: list):
         for a in range(2):
             mu[a] = m[a]
             for b in range(2):
-                cov[a][b] = c[a][b]
+                cov[a][b] = c[a][b] * width_scale**2
         g = ROOT.RooMultiVarGaussian(f"true_{process}_{i}", "", ROOT.RooArgList(x, y), mu, cov)
         keep.append(g)
         pdfs.add(g)

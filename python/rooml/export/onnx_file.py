@@ -16,13 +16,13 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rooml._files import atomic_output
 from rooml._version import __version__
 from rooml.export._describe import UnsupportedModelError, describe_flow
 from rooml.export._graph import ExportFlow
@@ -74,21 +74,12 @@ def write_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) 
     """Write ``data`` to ``path`` through a temporary file and an atomic rename.
 
     An existing file is only replaced when ``overwrite`` is true, so a failed or
-    refused export never destroys what the user had.
+    refused export never destroys what the user had; the file gets the umask's
+    permissions (``rooml._files.atomic_output``).
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
     return path
 
 
@@ -119,8 +110,10 @@ def _nflows_base_sample(distribution, n: int, context, generator, dtype) -> torc
 
 def sample_flow(flow, n: int, context, seed: int = 1234) -> torch.Tensor:
     """``n`` flow-space samples of an nflows or zuko flow (one per context row, if given)."""
+    from rooml.models.flows import quiet_nflows
+
     gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
+    with torch.no_grad(), quiet_nflows():
         if is_zuko_flow(flow):
             with torch.random.fork_rng():  # zuko samples from the global generator; leave the user's alone
                 torch.manual_seed(seed)

@@ -12,11 +12,18 @@ Every method returns a :class:`~rooml.hh4b.prediction.Prediction`.
 """
 from __future__ import annotations
 
-from rooml.hh4b.interpolation import InterpolationConfig, InterpolationModel, interpolation_method
-from rooml.hh4b.mixing import HemisphereLibrary, MixingStudy, build_library, mix, study_method
-from rooml.hh4b.prediction import Prediction
-from rooml.hh4b.reweighting import Reweighter, reweighting_method, train_reweighting
-from rooml.hh4b.validation import VALIDATION_REGIONS, ValidationData, run_validation
+import importlib
+
+# Imported on first use (PEP 562), so that ``rooml hh4b --help`` does not load torch and scikit-learn.
+_EXPORTS = {
+    "InterpolationConfig": "interpolation", "InterpolationModel": "interpolation",
+    "interpolation_method": "interpolation",
+    "HemisphereLibrary": "mixing", "MixingStudy": "mixing", "build_library": "mixing", "mix": "mixing",
+    "study_method": "mixing",
+    "Prediction": "prediction",
+    "Reweighter": "reweighting", "reweighting_method": "reweighting", "train_reweighting": "reweighting",
+    "VALIDATION_REGIONS": "validation", "ValidationData": "validation", "run_validation": "validation",
+}  # fmt: skip
 
 __all__ = [
     "HemisphereLibrary",
@@ -35,3 +42,16 @@ __all__ = [
     "study_method",
     "train_reweighting",
 ]
+
+
+def __getattr__(name: str):
+    """Import the submodule that defines ``name`` on first access."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"rooml.hh4b.{_EXPORTS[name]}"), name)
+    if name in set(_EXPORTS.values()) | {"cli"}:  # the submodules themselves
+        return importlib.import_module(f"rooml.hh4b.{name}")
+    raise AttributeError(f"module 'rooml.hh4b' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

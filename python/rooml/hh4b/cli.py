@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from rooml._files import atomic_output
 
 __all__ = ["add_parser", "stream_dataset"]
 
@@ -70,10 +71,7 @@ def stream_dataset(
     unknown = [p for p in processes if p not in hh4b.PROCESSES]
     if unknown:
         raise ValueError(f"unknown hh4b process(es) {unknown}; choose from {list(hh4b.PROCESSES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, overwrite=force) as tmp:
         with uproot.recreate(tmp, compression=uproot.ZSTD(1)) as f:
             for process in processes:
                 rng = np.random.default_rng([seed, hh4b.PROCESSES.index(process)])
@@ -85,10 +83,6 @@ def stream_dataset(
                     if tree is None:
                         tree = f.mktree(process, {k: v.dtype for k, v in data.items()}, title="hh4b")
                     tree.extend(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -131,7 +125,10 @@ def _run_train(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} exists and is not empty; use --force to replace it")
     if not Path(args.input).exists():
         raise FileNotFoundError(f"no input file {args.input}")
-    chunks = iterate_root(args.input, args.tree, columns=list(_TRAIN_COLUMNS), step_size=args.chunk_size)
+    try:
+        chunks = iterate_root(args.input, args.tree, columns=list(_TRAIN_COLUMNS), step_size=args.chunk_size)
+    except KeyError as exc:
+        raise ValueError(f"{exc.args[0]}: not an hh4b file (write one with 'rooml hh4b data')") from None
     client, cluster = _client(args.workers)
     try:
         model = train(chunks, args.region, preselection=args.preselection, config=_config(args),
@@ -153,6 +150,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     from rooml.data.io import write_root
     from rooml.hh4b.interpolation import InterpolationModel
 
+    for output in (args.output, args.export):  # refuse before the (long) prediction
+        if output and Path(output).exists() and not args.force:
+            raise FileExistsError(f"{output} exists; use --force to replace it")
     model = InterpolationModel.load(args.model)
     pred = model.predict(args.region, seed=args.seed, n_samples=args.samples)
     value, error = pred.yield_and_error()
@@ -202,10 +202,8 @@ def _run_validate(args: argparse.Namespace) -> int:
             f"## chi2/(bins-1) against the true shape\n\n"
             f"{V.format_chi2_table(results, 'truth')}\n")  # fmt: skip
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = tables.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, tables)
+    with atomic_output(tables) as tmp:
+        tmp.write_text(text)
     print(f"wrote {tables} and the m_HH plots to {out}")
     return 0
 
@@ -230,7 +228,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     subparsers : argparse._SubParsersAction
         The ``rooml`` command's sub-parsers.
     """
-    from rooml.data.hh4b import REGIONS
+    from rooml.data._hh4b_regions import REGIONS  # not rooml.data.hh4b: scipy would slow down --help
 
     top = subparsers.add_parser("hh4b", help="HH -> 4b data-driven background (GP + flow, validation)")
     sub = top.add_subparsers(dest="hh4b_command", required=True)
@@ -239,11 +237,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--events", type=int, required=True, help="events per process")
     p.add_argument("-o", "--output", required=True, help="output .root file")
     p.add_argument("--process", action="append", default=None, help="process (repeatable; default 4b and 2b)")
-    p.add_argument("--preselection", choices=("pass", "reversed"), default="pass")
+    p.add_argument("--preselection", choices=("pass", "reversed"), default="pass",
+                   help="|Delta eta_HH| < 1.5 (pass, default) or reversed")
     p.add_argument("--chunk-size", type=int, default=500_000, help="events generated at a time")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_data)
 
     p = sub.add_parser("train", help="fit the per-year GPs and train the conditional flows")
@@ -251,20 +250,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="model directory")
     p.add_argument("--tree", default="4b", help="tree holding the observed events (default 4b)")
     p.add_argument("--region", default="SR", choices=REGIONS, help="region to blind and predict")
-    p.add_argument("--preselection", choices=("pass", "reversed"), default="pass")
+    p.add_argument("--preselection", choices=("pass", "reversed"), default="pass",
+                   help="|Delta eta_HH| < 1.5 (pass, default) or reversed")
     p.add_argument("--chunk-size", type=int, default=500_000, help="events read at a time")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _training_options(p)
     p.set_defaults(func=_run_train)
 
     p = sub.add_parser("predict", help="predict a region's background with a trained model")
     p.add_argument("model", help="model directory from 'rooml hh4b train'")
-    p.add_argument("--region", default="SR", choices=REGIONS)
+    p.add_argument("--region", default="SR", choices=REGIONS, help="region to predict (default SR)")
     p.add_argument("-o", "--output", default=None, help="write the predicted events (tree 'prediction')")
     p.add_argument("--export", default=None, help="export the flows to this .onnx file (for RooFlowPdf)")
     p.add_argument("--samples", type=int, default=None, help="mass points per replica and year")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=_run_predict)
 
@@ -277,7 +277,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", default=["gp+flow", "reweighting"], help="methods to run")
     p.add_argument("--bins", type=int, default=12, help="bins per variable in the chi2 table")
     p.add_argument("--force", action="store_true", help="replace an existing tables.md")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _training_options(p)
     p.set_defaults(func=_run_validate)
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rooml._files import atomic_output
 from rooml.data import hh4b
 from rooml.data._fourvec import wrap_phi
 from rooml.data.hh4b import _add_derived
@@ -415,9 +416,8 @@ class InterpolationModel:
             raise FileExistsError(f"{path} exists and is not empty; use --force to replace it")
         path.mkdir(parents=True, exist_ok=True)
         self.flows.save(path / "flows")
-        tmp = path / ".gps.pkl.tmp"
-        tmp.write_bytes(pickle.dumps(self.gps))
-        os.replace(tmp, path / "gps.pkl")
+        with atomic_output(path / "gps.pkl") as tmp:
+            tmp.write_bytes(pickle.dumps(self.gps))
         meta = {"format": "rooml.hh4b.InterpolationModel", "region": self.region,
                 "preselection": self.preselection, "config": asdict(self.config), "n_train": self.n_train,
                 "info": self.info}  # fmt: skip

@@ -144,12 +144,30 @@ def fit(model, data, *, constraints=None, extended: bool | None = None, minos: l
         Force an extended (True) or non-extended (False) likelihood; default: RooFit's choice.
     minos
         Parameters (RooRealVar) to get Minos errors for.
+
+    Raises
+    ------
+    ValueError
+        The model (with its constraints) has no free parameter: there is nothing to fit.
     """
+    _require_free_parameters(model, data, constraints)
     nll = create_nll(model, data, constraints=constraints, extended=extended)
     result = minimize(nll, strategy=strategy, hesse=hesse, minos=minos)
     out = FitResult.from_roofit(result)
     out.nll = _absolute_nll(model, data, constraints, extended)
     return out
+
+
+def _require_free_parameters(model, data, constraints) -> None:
+    """Raise a clear ValueError when nothing floats (Minuit would fail with a null-pointer error)."""
+    pdfs = [model, *(constraints or [])]
+    free = [p.GetName() for pdf in pdfs for p in pdf.getParameters(data)
+            if p.InheritsFrom("RooRealVar") and not p.isConstant()]  # fmt: skip
+    if not free:
+        raise ValueError(f"'{model.GetName()}' has no free parameters, so there is nothing to fit; "
+                         "give it one "
+                         "(e.g. a yield through RooExtendPdf or RooAddPdf), or evaluate "
+                         "rooml.infer.create_nll(model, data).getVal() for its NLL")
 
 
 def _absolute_nll(model, data, constraints, extended) -> float:

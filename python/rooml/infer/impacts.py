@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rooml._files import atomic_output
 from rooml.infer._profile import named
 from rooml.infer.fit import FitResult, create_nll, fit, minimize
 from rooml.infer.toys import save_figure
@@ -127,9 +128,8 @@ class Impacts:
 def _write_new(path: Path, text: str, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text)
     return path
 
 

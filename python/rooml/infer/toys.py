@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rooml._files import atomic_output
 from rooml.infer._profile import ProfiledNLL
 from rooml.infer.fit import fit
 
@@ -115,9 +116,8 @@ def save_figure(draw: Callable, path: str | Path, *, overwrite: bool = False, fi
         try:
             draw(ax, hep)
             fig.tight_layout()
-            tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-            fig.savefig(tmp, dpi=90)
-            tmp.replace(path)
+            with atomic_output(path, overwrite=overwrite, suffix=path.suffix) as tmp:
+                fig.savefig(tmp, dpi=90)
         finally:
             plt.close(fig)
     return path

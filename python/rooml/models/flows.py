@@ -12,10 +12,12 @@ Papamakarios et al., Masked Autoregressive Flow, arXiv:1705.07057.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -212,6 +214,17 @@ def build_flow(config: FlowConfig) -> Flow:
         return Flow(CompositeTransform(transforms), StandardNormal([d]))
 
 
+@contextlib.contextmanager
+def quiet_nflows() -> Iterator[None]:
+    """Context hiding nflows' ``torch.triangular_solve`` deprecation warning (``LULinear.inverse``).
+
+    Users cannot act on it (it is nflows' code), so rooml filters it around its own calls, and only it.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*triangular_solve is deprecated", category=UserWarning)
+        yield
+
+
 def _exact_log_z(flow: Flow) -> Flow:
     """Reset the base's ``_log_z`` buffer to the exact float64 ``D/2 log(2 pi)``.
 
@@ -374,9 +387,7 @@ class TrainedFlow:
         z = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, self.config.features)))
         out = np.empty((n, self.config.features))
         transform = self.flow64._transform
-        with torch.no_grad(), warnings.catch_warnings():
-            # nflows' LULinear.inverse calls the deprecated torch.triangular_solve
-            warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated")
+        with torch.no_grad(), quiet_nflows():
             for s in range(0, n, _CHUNK):
                 c = ctx[s : s + _CHUNK] if ctx is not None else None
                 out[s : s + _CHUNK] = transform.inverse(z[s : s + _CHUNK], context=c)[0].numpy()

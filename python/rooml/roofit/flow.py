@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 from rooml.export import read_metadata
@@ -70,6 +71,11 @@ def flow_pdf(name: str, model_file: str | os.PathLike, features=None, context=No
     features, context
         ``RooArgList`` (or lists) of the observables and conditioning
         variables, in the model's order; created from the metadata when omitted.
+        A list may name variables instead (``["x", "y"]``): each is created over
+        the flow's support (unbounded for context) and kept alive by the pdf
+        (``pdf.getVariables()`` lists them).
+        Variables named differently from the model's features are matched by
+        position, with a warning naming both.
 
     Returns
     -------
@@ -81,7 +87,7 @@ def flow_pdf(name: str, model_file: str | os.PathLike, features=None, context=No
     if features is None:
         features, made_context = flow_variables(path)
         context = made_context if context is None else context
-    features = _as_arglist(ROOT, features)
+    features = _as_arglist(ROOT, features, dict(zip(meta["features"], meta["support"])))
     context = _as_arglist(ROOT, context if context is not None else [])
     _check_names(name, features, meta["features"], "features")
     _check_names(name, context, meta["context"], "context variables")
@@ -104,13 +110,35 @@ def _check_names(object_name: str, variables, expected: list[str], what: str,
         if name in expected and expected.index(name) != i:
             raise ValueError(f"{cls} '{object_name}': variable '{name}' is given at position {i} but is the "
                              f"model's {what.removesuffix('s')} number {expected.index(name)} (wrong order)")
+    renamed = [f"'{g}' for '{e}'" for g, e in zip(given, expected) if g != e]
+    if renamed:
+        warnings.warn(f"{cls} '{object_name}': variables named differently from the model's {what} are "
+                      "matched "
+                      f"by position: {', '.join(renamed)} (the model's {what}: {', '.join(expected)})",
+                      UserWarning, stacklevel=3)
 
 
-def _as_arglist(ROOT, items):
+def _as_arglist(ROOT, items, supports: dict | None = None):
+    """Return a RooArgList of ``items``: RooAbsReal objects, or names of variables to create.
+
+    A name's variable spans ``supports[name]`` (``(low, high)``, None for unbounded) when given, else the
+    whole real line.
+    """
     if isinstance(items, ROOT.RooArgList):
         return items
-    out = ROOT.RooArgList()
+    if isinstance(items, (str, bytes)):
+        raise TypeError(f"expected a list of variables or names, not the single string {items!r}")
+    if isinstance(items, ROOT.RooAbsArg):
+        items = [items]
+    out, keep = ROOT.RooArgList(), []
     for item in items:
+        if isinstance(item, str):
+            lo, hi = _range(item, *(supports or {}).get(item, (None, None)), None)
+            item = ROOT.RooRealVar(item, item, 0.5 * (lo + hi) if math.isfinite(lo + hi) else 0.0, lo, hi)
+        elif not isinstance(item, ROOT.RooAbsReal):
+            raise TypeError(f"expected RooRealVars (or other RooAbsReal) or variable names, got "
+                            f"{type(item).__name__} {item!r}")
         out.add(item)
-    out._rooml_keep = list(items)
+        keep.append(item)
+    out._rooml_keep = keep
     return out

@@ -88,7 +88,8 @@ def ratio_function(
     ROOT = load_library()
     path = Path(model_file)
     meta = _ratio_metadata(path)  # clear Python errors for missing/corrupt files before ROOT sees them
-    features = ratio_variables(path) if features is None else _as_arglist(ROOT, features)
+    features = (ratio_variables(path) if features is None
+                else _as_arglist(ROOT, features, dict(zip(meta["features"], meta["support"]))))
     _check_names(name, features, meta["features"], "features", cls="RooRatioFunction")
     n_members = len(meta["architecture"]["members"])
     if not -1 <= int(member) < n_members:

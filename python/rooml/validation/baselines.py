@@ -116,6 +116,9 @@ def _inputs(sample, with_mass: bool) -> np.ndarray:
 
 
 def _mlp(x, y, seed: int):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -124,7 +127,9 @@ def _mlp(x, y, seed: int):
         StandardScaler(),
         MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=60, early_stopping=True, random_state=seed),
     )
-    return clf.fit(x, y)
+    with warnings.catch_warnings():  # the epoch cap (max_iter) is deliberate: its warning says nothing new
+        warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
+        return clf.fit(x, y)
 
 
 def _score(clf, sample, with_mass: bool) -> np.ndarray:
