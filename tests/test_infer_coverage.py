@@ -118,3 +118,16 @@ def test_reference_bootstrap_error_matches_the_spread_over_independent_reference
     # the model's reference sample is restored: a fit gives the nominal result again
     again = fit(m["pdf"], dataset_with_index({}, idx, n=len(x))).parameters["alpha"].value
     assert again == pytest.approx(errors.values[i], abs=1e-2 * errors.hesse[i])
+
+
+def test_nsbi_model_warns_about_a_small_monte_carlo_reference_only(roofit):
+    from rooml.roofit import index_variable
+    from test_roofit_nsbi import Toy
+
+    toy, ref = Toy(n=500, seed=1), Toy(n=4000, seed=2)  # expected data ~1300-2700 events
+    reference = {"weights": np.ones(ref.n), "ratios": ref.r, "shape": ref.shape}
+    with pytest.warns(UserWarning, match="4000 effective events"):
+        toy.model(index_variable(), reference_sample=reference)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        toy.model(index_variable(), reference_sample={**reference, "monte_carlo": False})

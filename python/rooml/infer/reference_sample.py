@@ -92,9 +92,16 @@ class ReferenceSampleErrors:
         return "\n".join(lines)
 
 
+def as_array(vector) -> np.ndarray:
+    """Copy a ``std::vector<double>`` into a numpy array (through its buffer, not element by element)."""
+    if vector.size() == 0:
+        return np.empty(0)
+    return np.frombuffer(vector.data(), dtype=np.float64, count=vector.size()).copy()
+
+
 def _reference_arrays(nsbi):
-    return tuple(np.array(list(a), dtype=np.float64) for a in (
-        nsbi.referenceWeights(), nsbi.referenceRatios(), nsbi.referenceShapeLow(), nsbi.referenceShapeHigh()))
+    return tuple(as_array(a) for a in (nsbi.referenceWeights(), nsbi.referenceRatios(),
+                                       nsbi.referenceShapeLow(), nsbi.referenceShapeHigh()))
 
 
 def _vectors(ROOT, *arrays):
