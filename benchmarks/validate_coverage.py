@@ -131,10 +131,12 @@ def hisigma_toy(shared: dict, i: int):
 
 def run(model: str, mu: float, args, client) -> tuple[list, dict, float]:
     """Run ``args.toys`` toys of one configuration; return (successful checks, truth, seconds)."""
+    import validate_coverage as module  # pickled by reference, so each worker keeps its built models
+
     shared = {"seed": args.seed, "mu": mu}
     if model == "nsbi":
         shared |= {"lumi": args.lumi, "reference_events": args.reference_events}
-        func, truth = nsbi_toy, {"mu": mu, "alpha": 0.0}
+        func, truth = module.nsbi_toy, {"mu": mu, "alpha": 0.0}
     else:
         from rooml.data import bbyy
         from validate_hisigma_closure import normalization_samples
@@ -143,7 +145,7 @@ def run(model: str, mu: float, args, client) -> tuple[list, dict, float]:
                    "samples": {p: normalization_samples(p, args.normalization_events,
                                                         seed=args.seed * 1000 + k)
                                for k, p in enumerate(bbyy.PROCESSES)}}
-        func, truth = hisigma_toy, {"mu": mu, "nu": 0.0, "n_bkg": args.n_bkg}
+        func, truth = module.hisigma_toy, {"mu": mu, "nu": 0.0, "n_bkg": args.n_bkg}
     t0 = time.perf_counter()
     rows = fan_out(func, shared, range(args.toys), client=client, parallel=not args.serial,
                    n_workers=args.workers, desc=f"{model} toys, mu = {mu}")
