@@ -68,6 +68,7 @@ def build(n: int, M: int, seed: int = 1, n_reference: int = 0):
     pr_ref = (nus[:, None] * pr).sum(0) / nus.sum()
     reference = {
         "weights": wr,
+        "monte_carlo": n_reference > 0,
         "ratios": {procs[j]: pr[j] / pr_ref for j in range(S)},
         "shape": {(procs[j], names[k]): (gauss(xr, MEANS[j] - d[j, k]) / pr[j],
                                          gauss(xr, MEANS[j] + d[j, k]) / pr[j])

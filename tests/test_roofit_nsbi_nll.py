@@ -133,7 +133,8 @@ def _gaussian_model(idx, n=4000, seed=11):
         return p_ref, ratios, shape
 
     p_ref, ratios, shape = inputs(grid)
-    reference = {"weights": simpson * (grid[1] - grid[0]) / 3 * p_ref, "ratios": ratios, "shape": shape}
+    reference = {"weights": simpson * (grid[1] - grid[0]) / 3 * p_ref, "ratios": ratios, "shape": shape,
+                 "monte_carlo": False}
     _, ratios, shape = inputs(x)
     model = nsbi_model("gauss", idx, yields={p: f * n for p, f in fractions.items()},
                        coefficients={"S": "mu", "B1": "exp(0.1 * (mu - 1))", "B2": "2 - sqrt(mu)"},

@@ -111,6 +111,9 @@ def nsbi_model(
     reference_sample
         Optional ``{"weights": w, "ratios": {process: r_j(x_s)}, "shape": {(process, np): (lo, hi)}}`` on a
         reference sample: normalizes each process's interpolated shape (see ``docs/roofit_classes.md``).
+        A Monte-Carlo sample smaller than 25 times the expected data (effective sizes) gets a warning (its
+        statistical error shifts the nuisance parameters; :func:`rooml.infer.reference_sample_errors`
+        measures it); ``"monte_carlo": False`` declares deterministic quadrature points instead.
     title
         Title of the ``RooNSBIPdf``.
 
@@ -232,6 +235,10 @@ def nsbi_model(
         to_std_vector(norm_hi),
         to_std_vector(ncodes, "int"),
     )
+    if reference_sample is not None and reference_sample.get("monte_carlo", True):
+        from rooml.infer.reference_sample import check_reference_size
+
+        check_reference_size(expected.getVal(), reference_sample["weights"], name=f"nsbi_model '{name}'")
     cons, globs = [], []
     if constraints:
         for a in alphas:

@@ -1,0 +1,201 @@
+"""Coverage of the profile-likelihood intervals and pulls of every parameter, on Dask, for NSBI and HI-SIGMA.
+
+Pseudo-experiments are drawn exactly from the truths of rooml's built-in simulations and fitted with rooml's
+own likelihoods, so what is checked is the inference (the likelihood, Minuit, Hesse and Minos), not a trained
+network:
+
+* ``nsbi``: the off-shell H -> ZZ -> 4l toy (``rooml.data.offshell4l``) with the exact ratios r_j and shape
+  ratios g_j^+- of S, SBI, B (f = mu - sqrt(mu), sqrt(mu), 1 - sqrt(mu)), one nuisance parameter alpha for
+  normalization and shape (code 5), a unit Gaussian constraint whose global observable is drawn per toy, the
+  interpolated shapes normalized on a shared SBI reference sample; ``make_pseudodata(mu, 0, lumi_scale=10)``
+  (about 13 300 events); fitted through ``RooNSBINLL`` (analytic gradient and Hessian).
+* ``hisigma``: the bbyy toy (``rooml.data.bbyy``) with its p_T(bb)-scale shape systematic nu: the exact
+  per-event densities of signal and background at nu = 0, -1, +1 interpolated per event (code 5,
+  ``RooInterpolatedDensity``, "samples" normalization), s = mu * s_expected, a free background yield, a unit
+  Gaussian constraint on nu.
+
+Per toy: Migrad + Hesse + Minos for all parameters, then one refit per parameter held at its true value,
+t = 2 (NLL(truth) - NLL_min).  Printed per parameter: coverage of the 68.27 % (t < 1) and 95 % (t < 3.84)
+intervals, the pull mean and width with Minos' error on the side of the truth (the judged ones) and with
+Hesse's; PASS/FAIL against: coverage within +-2 % absolute of nominal, pull mean within 3/sqrt(n), width
+within 0.1 of 1.  Toys fan out on Dask (a LocalCluster by default; ``--scheduler`` for an existing one);
+toy i of a configuration always gets the seed ``task_seed(seed, i)``.
+
+    .venv/bin/python benchmarks/validate_coverage.py [--toys 1000] [--models nsbi hisigma] [--mu 1 0.5]
+        [--reference-events 500000] [--workers N | --serial | --scheduler tcp://...] [--save DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from rooml._fanout import fan_out, task_seed
+from rooml.infer.coverage import print_summary, profile_at_truth, summarize
+
+_BUILT: dict = {}  # per worker process: the model of each configuration, built once
+
+
+def _quiet_root():
+    from rooml.roofit import load_library
+
+    ROOT = load_library()
+    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.ERROR)
+    return ROOT
+
+
+def _nsbi_inputs(x):
+    from validate_nsbi_closure import inputs  # same folder
+
+    return inputs(x)
+
+
+def nsbi_toy(shared: dict, i: int):
+    """Fit NSBI toy ``i`` of ``shared``'s configuration; ``{name: ParameterCheck}`` or None if it failed."""
+    from rooml.data import offshell4l
+    from rooml.roofit import dataset_with_index, update_event_inputs
+
+    rng = np.random.default_rng(task_seed(shared["seed"], i))
+    x = offshell4l.make_pseudodata(shared["mu"], 0.0, seed=rng, lumi_scale=shared["lumi"])
+    ratios, shape = _nsbi_inputs(x)
+    key = ("nsbi", shared["reference_events"], shared["seed"])
+    if key not in _BUILT:
+        _BUILT[key] = _nsbi_model(shared, ratios, shape)
+    model, idx = _BUILT[key]
+    update_event_inputs(model, ratios, shape)
+    mu, alpha = model["poi"][0], model["nuisance_parameters"][0]
+    model["global_observables"][0].setVal(rng.normal(0.0, 1.0))
+    mu.setVal(1.0)
+    alpha.setVal(0.0)
+    data = dataset_with_index({}, idx, n=len(x))
+    checks, result = profile_at_truth(model["pdf"], data, {mu: shared["mu"], alpha: 0.0})
+    return checks if result.status == 0 else None
+
+
+def _nsbi_model(shared, ratios, shape):
+    from rooml.data import offshell4l
+    from rooml.roofit import index_variable, nsbi_model
+    from validate_nsbi_closure import COEFFICIENTS, PROCESSES
+
+    _quiet_root()
+    t = offshell4l.truth
+    y = t.yields(0.0)
+    reference = None
+    if shared["reference_events"]:
+        ref = offshell4l.generate("SBI", shared["reference_events"], seed=shared["seed"] + 10_000)
+        ref_r, ref_shape = _nsbi_inputs(ref)
+        reference = {"weights": ref.weight, "ratios": ref_r, "shape": ref_shape}
+    idx = index_variable()
+    model = nsbi_model("nsbi", idx, yields={p: shared["lumi"] * y[p] for p in PROCESSES},
+                       coefficients=COEFFICIENTS, ratios=ratios, poi=[("mu", 1.0, 0.0, 10.0)], nps=["alpha"],
+                       norm={(p, "alpha"): (t.G(p, -1.0), t.G(p, 1.0)) for p in PROCESSES}, shape=shape,
+                       reference_sample=reference)
+    return model, idx
+
+
+def hisigma_toy(shared: dict, i: int):
+    """Fit HI-SIGMA toy ``i``; ``{name: ParameterCheck}`` or None if the fit failed."""
+    from rooml.data import bbyy
+    from rooml.roofit import dataset_with_index, event_column, index_variable, interpolated_density
+    from validate_hisigma_closure import NU_NODES
+
+    ROOT = _quiet_root()
+    rng = np.random.default_rng(task_seed(shared["seed"], i))
+    x = bbyy.make_mock(n_bkg=shared["n_bkg"], n_sig=shared["mu"] * shared["s_expected"], seed=rng,
+                       nu=0.0, poisson=True)
+    idx = index_variable()
+    nu = ROOT.RooRealVar("nu", "shape systematic", 0.0, -5.0, 5.0)
+    densities = {}
+    for process in bbyy.PROCESSES:
+        nominal, low, high = (
+            event_column(f"p_{process}_{k}", bbyy.truth.log_prob(x, process, v), idx, log=True)
+            for k, v in zip(("nominal", "low", "high"), NU_NODES))
+        densities[process] = interpolated_density(process, nominal, [low], [high], [nu], 5, floor="zero",
+                                                  normalization_samples=shared["samples"][process])
+    mu = ROOT.RooRealVar("mu", "signal strength", 1.0, -3.0, 6.0)
+    s_expected = ROOT.RooConstVar("s_expected", "s_expected", shared["s_expected"])
+    n_sig = ROOT.RooProduct("n_sig", "mu * s_expected", ROOT.RooArgList(mu, s_expected))
+    n_bkg = ROOT.RooRealVar("n_bkg", "background yield", shared["n_bkg"], 0.0, 10.0 * shared["n_bkg"] + 100.0)
+    shapes = ROOT.RooArgList(densities["signal"], densities["background"])
+    model = ROOT.RooAddPdf("model", "s P_s + b P_b", shapes, ROOT.RooArgList(n_sig, n_bkg))
+    glob = ROOT.RooRealVar("global_nu", "global observable of nu", rng.normal(0.0, 1.0))
+    glob.setConstant(True)
+    one = ROOT.RooConstVar("one", "one", 1.0)
+    constraint = ROOT.RooGaussian("nu_constraint", "N(global_nu | nu, 1)", glob, nu, one)
+    data = dataset_with_index({}, idx, n=len(x))
+    checks, result = profile_at_truth(model, data, {mu: shared["mu"], nu: 0.0, n_bkg: shared["n_bkg"]},
+                                      constraints=[constraint], extended=True)
+    return checks if result.status == 0 else None
+
+
+def run(model: str, mu: float, args, client) -> tuple[list, dict, float]:
+    """Run ``args.toys`` toys of one configuration; return (successful checks, truth, seconds)."""
+    import validate_coverage as module  # pickled by reference, so each worker keeps its built models
+
+    shared = {"seed": args.seed, "mu": mu}
+    if model == "nsbi":
+        shared |= {"lumi": args.lumi, "reference_events": args.reference_events}
+        func, truth = module.nsbi_toy, {"mu": mu, "alpha": 0.0}
+    else:
+        from rooml.data import bbyy
+        from validate_hisigma_closure import normalization_samples
+
+        shared |= {"s_expected": args.s_expected, "n_bkg": args.n_bkg,
+                   "samples": {p: normalization_samples(p, args.normalization_events,
+                                                        seed=args.seed * 1000 + k)
+                               for k, p in enumerate(bbyy.PROCESSES)}}
+        func, truth = module.hisigma_toy, {"mu": mu, "nu": 0.0, "n_bkg": args.n_bkg}
+    t0 = time.perf_counter()
+    rows = fan_out(func, shared, range(args.toys), client=client, parallel=not args.serial,
+                   n_workers=args.workers, desc=f"{model} toys, mu = {mu}")
+    return [r for r in rows if r is not None], truth, time.perf_counter() - t0
+
+
+def main() -> int:
+    """Run every configuration, print the coverage tables; exit status 0 when every criterion passes."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--toys", type=int, default=1000, help="toys per model and mu value")
+    parser.add_argument("--models", nargs="+", choices=["nsbi", "hisigma"], default=["nsbi", "hisigma"])
+    parser.add_argument("--mu", type=float, nargs="+", default=[1.0, 0.5], help="true signal strengths")
+    parser.add_argument("--lumi", type=float, default=10.0, help="NSBI: scale of the offshell4l yields")
+    parser.add_argument("--reference-events", type=int, default=500_000,
+                        help="NSBI: SBI reference events normalizing the interpolated shapes (0: none)")
+    parser.add_argument("--s-expected", type=float, default=100.0, help="HI-SIGMA: signal yield at mu = 1")
+    parser.add_argument("--n-bkg", type=float, default=2000.0, help="HI-SIGMA: expected background yield")
+    parser.add_argument("--normalization-events", type=int, default=200_000,
+                        help="HI-SIGMA: nominal events per process normalizing the interpolation")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: the cores)")
+    parser.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    parser.add_argument("--serial", action="store_true", help="run in this process, without Dask")
+    parser.add_argument("--save", default=None, help="new directory for the per-toy numbers (.npz)")
+    args = parser.parse_args()
+    save = Path(args.save) if args.save else None
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=False)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    passed = True
+    for model in args.models:
+        for mu in args.mu:
+            toys, truth, seconds = run(model, mu, args, client)
+            failed = args.toys - len(toys)
+            title = (f"{model}, mu = {mu}: {len(toys)} toys ({failed} failed fits), {seconds:.0f} s; "
+                     "pulls with the Minos error towards the truth (M), and Hesse's")
+            passed &= print_summary(summarize(toys, truth), title)
+            if save is not None:
+                names = list(truth)
+                fields = ("value", "hesse", "minos_low", "minos_high", "t_truth")
+                np.savez(save / f"{model}_mu{mu:g}.npz", **{
+                    f"{n}_{f}": np.array([getattr(t[n], f) for t in toys]) for n in names for f in fields})
+    print("coverage: PASS" if passed else "coverage: FAIL")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
