@@ -221,9 +221,10 @@ Activation pointwise(F f) {
   };
 }
 
+/// A float attribute; ONNX stores them as float32, so the spec's defaults are float32 values too.
 double attr_f(const onnx::Node& n, const char* name, double fallback) {
   const onnx::Attribute* a = n.attribute(name);
-  return a ? a->f : fallback;
+  return a ? a->f : static_cast<double>(static_cast<float>(fallback));
 }
 
 }  // namespace
