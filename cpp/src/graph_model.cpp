@@ -58,6 +58,7 @@ struct GraphModel::Impl {
   std::vector<int> input_ids, output_ids;
   std::vector<std::string> input_names, output_names, unavailable;  // unavailable[k]: why output k cannot run
   std::vector<std::vector<long>> input_shapes, output_shapes;
+  std::vector<int32_t> input_types;
   std::vector<Step> steps;
   std::vector<Chain> chains;
   std::vector<std::vector<bool>> needed;  // per output: steps it needs
@@ -116,6 +117,7 @@ void GraphModel::Impl::build() {
     input_ids.push_back(id_of(v.name));
     input_names.push_back(v.name);
     input_shapes.push_back(shape);
+    input_types.push_back(v.elem_type);
   }
   std::map<int, std::size_t> producer;
   std::vector<std::string> node_problem;
@@ -260,7 +262,7 @@ void GraphModel::Impl::probe(std::size_t n, std::vector<std::vector<int64_t>>& s
     Value& v = env[input_ids[k]];
     v.resize(dims);
     std::fill(v.data.begin(), v.data.end(), 0.0);
-    v.type = model.non_initializer_inputs()[k].elem_type;
+    v.type = input_types[k];
   }
   std::vector<std::vector<double>> scratch;
   try {
@@ -511,6 +513,60 @@ std::size_t GraphModel::input_index(const std::string& name) const {
   return find_name(impl_->input_names, name, "input", impl_->source);
 }
 
+struct GraphModel::Scratch {
+  std::vector<Value> env;
+  std::vector<std::vector<double>> buffers;
+};
+
+std::shared_ptr<GraphModel::Scratch> GraphModel::make_scratch() const {
+  auto s = std::make_shared<Scratch>();
+  s->env.resize(impl_->names.size());
+  return s;
+}
+
+namespace {
+// Runs the steps `mask` selects on one block; the inputs start at event `begin` of each input array.
+void run_block(const GraphModel::Impl& m, const GraphModel& g, std::vector<Value>& env,
+               std::vector<std::vector<double>>& buffers, const std::vector<const double*>& inputs,
+               std::size_t begin, std::size_t count, const std::vector<bool>& mask) {
+  for (std::size_t k = 0; k < m.input_ids.size(); ++k) {
+    Value& v = env[m.input_ids[k]];
+    v.shape.assign(1, static_cast<int64_t>(count));
+    for (long d : m.input_shapes[k]) v.shape.push_back(d);
+    v.type = m.input_types[k];
+    const std::size_t w = g.input_width(k);
+    v.data.assign(inputs[k] + begin * w, inputs[k] + (begin + count) * w);
+  }
+  try {
+    m.run_steps(env, mask, count, buffers);
+  } catch (const Error& e) {
+    throw Error(m.source + ": events " + std::to_string(begin) + ".." + std::to_string(begin + count - 1) + ": " + e.what());
+  }
+}
+
+const Value& checked_output(const GraphModel::Impl& m, const std::vector<Value>& env, std::size_t k, std::size_t count,
+                            std::size_t w) {
+  const Value& v = m.get(env, m.output_ids[k]);
+  if (v.type == onnx::data_type::kString)
+    throw Error(m.source + ": graph output '" + m.output_names[k] + "' holds strings, not numbers");
+  if (v.data.size() != count * w || v.shape.empty() || v.shape[0] != static_cast<int64_t>(count))
+    throw Error(m.source + ": graph output '" + m.output_names[k] + "' has shape " + shape_text(v.shape) +
+                " for a block of " + std::to_string(count) + " events");
+  return v;
+}
+}  // namespace
+
+void GraphModel::evaluate_block(Scratch& scratch, const std::vector<const double*>& inputs, std::size_t n,
+                                std::size_t output, double* out) const {
+  const Impl& m = *impl_;
+  if (output >= m.output_ids.size()) throw Error(m.source + ": output index " + std::to_string(output) + " out of range");
+  if (!m.unavailable[output].empty()) throw Error(m.unavailable[output]);
+  run_block(m, *this, scratch.env, scratch.buffers, inputs, 0, n, m.needed[output]);
+  const std::size_t w = output_width(output);
+  const Value& v = checked_output(m, scratch.env, output, n, w);
+  std::copy(v.data.begin(), v.data.end(), out);
+}
+
 void GraphModel::evaluate(const std::vector<const double*>& inputs, std::size_t n, const std::vector<std::size_t>& outputs,
                           const std::vector<double*>& out, int threads) const {
   const Impl& m = *impl_;
@@ -525,37 +581,14 @@ void GraphModel::evaluate(const std::vector<const double*>& inputs, std::size_t 
     for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = mask[i] || m.needed[k][i];
   }
   const int workers = threads > 0 ? threads : default_threads();
-  struct Space {
-    std::vector<Value> env;
-    std::vector<std::vector<double>> scratch;
-  };
-  std::vector<Space> spaces(static_cast<std::size_t>(workers));
-  const auto input_types = m.model.non_initializer_inputs();
+  std::vector<std::shared_ptr<Scratch>> spaces(static_cast<std::size_t>(workers));
   for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
-    Space& sp = spaces[worker];
-    if (sp.env.empty()) sp.env.resize(m.names.size());
-    for (std::size_t k = 0; k < m.input_ids.size(); ++k) {
-      std::vector<int64_t> dims{static_cast<int64_t>(count)};
-      for (long d : m.input_shapes[k]) dims.push_back(d);
-      Value& v = sp.env[m.input_ids[k]];
-      v.resize(dims);
-      v.type = input_types[k].elem_type;
-      const std::size_t w = input_width(k);
-      std::copy_n(inputs[k] + begin * w, count * w, v.data.begin());
-    }
-    try {
-      m.run_steps(sp.env, mask, count, sp.scratch);
-    } catch (const Error& e) {
-      throw Error(m.source + ": events " + std::to_string(begin) + ".." + std::to_string(begin + count - 1) + ": " + e.what());
-    }
+    if (!spaces[worker]) spaces[worker] = make_scratch();
+    Scratch& sp = *spaces[worker];
+    run_block(m, *this, sp.env, sp.buffers, inputs, begin, count, mask);
     for (std::size_t j = 0; j < outputs.size(); ++j) {
-      const Value& v = m.get(sp.env, m.output_ids[outputs[j]]);
       const std::size_t w = output_width(outputs[j]);
-      if (v.type == onnx::data_type::kString)
-        throw Error(m.source + ": graph output '" + m.output_names[outputs[j]] + "' holds strings, not numbers");
-      if (v.data.size() != count * w || v.shape.empty() || v.shape[0] != static_cast<int64_t>(count))
-        throw Error(m.source + ": graph output '" + m.output_names[outputs[j]] + "' has shape " + shape_text(v.shape) +
-                    " for a block of " + std::to_string(count) + " events");
+      const Value& v = checked_output(m, sp.env, outputs[j], count, w);
       std::copy(v.data.begin(), v.data.end(), out[j] + begin * w);
     }
   });

@@ -94,11 +94,12 @@ std::pair<std::size_t, std::size_t> rows_of(const Call& c, const Value& x) {
 
 struct TreeEnsemble {
   enum Mode : int32_t { Leq, Lt, Gte, Gt, Eq, Neq, Leaf };
-  struct TreeNode {
-    int32_t feature = 0, mode = Leaf, yes = -1, no = -1;
+  struct TreeNode {  // 32 bytes: two nodes per cache line
     double threshold = 0.0;
-    bool missing_true = false;
+    int32_t feature = 0, yes = -1, no = -1;
     int32_t leaf_begin = 0, leaf_end = 0;  // weights [leaf_begin, leaf_end) of a leaf
+    int8_t mode = Leaf;
+    bool missing_true = false;
   };
   std::vector<TreeNode> nodes;
   std::vector<int32_t> roots;
@@ -108,7 +109,6 @@ struct TreeEnsemble {
   std::size_t n_targets = 1, n_features_min = 0;
   bool round_input = true;  // float32 thresholds: compare float32(x)
   Post post = Post::None;
-  std::string aggregate = "SUM";
   bool classifier = false, binary = false, all_positive = true;
   Labels labels;
 
@@ -142,7 +142,7 @@ struct TreeEnsemble {
       TreeNode& t = nodes[i];
       auto m = mode_names.find(modes->strings[i]);
       if (m == mode_names.end()) refuse(n, source, "unknown node mode '" + modes->strings[i] + "'");
-      t.mode = m->second;
+      t.mode = static_cast<int8_t>(m->second);
       t.feature = static_cast<int32_t>(features[i]);
       t.threshold = thresholds[i];
       t.missing_true = i < missing.size() && missing[i] != 0;
@@ -152,6 +152,9 @@ struct TreeEnsemble {
         n_features_min = std::max(n_features_min, static_cast<std::size_t>(t.feature) + 1);
       }
     }
+    for (const TreeNode& t : nodes)
+      if (t.mode != Leaf) single_mode = single_mode == -1 || single_mode == t.mode ? t.mode : -2;
+    if (single_mode < 0) single_mode = -1;
     std::map<int64_t, bool> seen;
     for (std::size_t i = 0; i < count; ++i)
       if (!is_child[i] && !seen[tree_ids[i]]) {
@@ -189,36 +192,61 @@ struct TreeEnsemble {
       binary = n_targets == 2 && one_id;
     } else {
       n_targets = static_cast<std::size_t>(n.attribute("n_targets") ? n.attribute("n_targets")->i : max_id + 1);
-      aggregate = text(n, "aggregate_function", "SUM");
-      if (aggregate != "SUM" && aggregate != "AVERAGE" && aggregate != "MIN" && aggregate != "MAX")
-        refuse(n, source, "unsupported aggregate_function '" + aggregate + "'");
+      const std::string aggregate = text(n, "aggregate_function", "SUM");
+      if (aggregate == "AVERAGE") how = Aggregate::Average;
+      else if (aggregate == "MIN") how = Aggregate::Min;
+      else if (aggregate == "MAX") how = Aggregate::Max;
+      else if (aggregate != "SUM") refuse(n, source, "unsupported aggregate_function '" + aggregate + "'");
     }
     if (!base.empty() && base.size() != n_targets && !(classifier && binary && base.size() == 1))
       refuse(n, source, "base_values has " + std::to_string(base.size()) + " entries for " + std::to_string(n_targets) + " outputs");
   }
 
+  enum class Aggregate { Sum, Average, Min, Max };
+  Aggregate how = Aggregate::Sum;
+  int32_t single_mode = -1;  // the one branch mode of every node, or -1 if they differ
+
+  static bool branch(int32_t mode, double v, double t) {
+    switch (mode) {
+      case Leq: return v <= t;
+      case Lt: return v < t;
+      case Gte: return v >= t;
+      case Gt: return v > t;
+      case Eq: return v == t;
+      default: return v != t;
+    }
+  }
+
+  /// The leaf that event row `x` reaches from `root`; Mode >= 0 fixes the branch mode of every node.
+  template <int32_t Mode>
   int32_t leaf(int32_t root, const double* x) const {
+    const TreeNode* all = nodes.data();
     int32_t i = root;
     for (;;) {
-      const TreeNode& t = nodes[static_cast<std::size_t>(i)];
+      const TreeNode& t = all[i];
       if (t.mode == Leaf) return i;
-      double v = x[t.feature];
-      if (round_input) v = static_cast<double>(static_cast<float>(v));
-      bool go;
-      if (std::isnan(v)) {
-        go = t.missing_true;
-      } else {
-        switch (t.mode) {
-          case Leq: go = v <= t.threshold; break;
-          case Lt: go = v < t.threshold; break;
-          case Gte: go = v >= t.threshold; break;
-          case Gt: go = v > t.threshold; break;
-          case Eq: go = v == t.threshold; break;
-          default: go = v != t.threshold; break;
-        }
-      }
+      const double v = x[t.feature];
+      const bool go = std::isnan(v) ? t.missing_true : branch(Mode >= 0 ? Mode : t.mode, v, t.threshold);
       i = go ? t.yes : t.no;
     }
+  }
+
+  /// Per-target scores of events [0, n) (rows of `width` values in x): trees outer, events inner, so one
+  /// tree stays in cache; every event still adds the trees in their order.
+  template <int32_t Mode>
+  void accumulate(const double* x, std::size_t n, std::size_t width, double* s, unsigned char* has) const {
+    for (int32_t root : roots)
+      for (std::size_t e = 0; e < n; ++e) {
+        const TreeNode& t = nodes[static_cast<std::size_t>(leaf<Mode>(root, x + e * width))];
+        for (int32_t j = t.leaf_begin; j < t.leaf_end; ++j) {
+          const std::size_t at = e * n_targets + static_cast<std::size_t>(weight_target[j]);
+          const double w = weight_value[j];
+          if (how == Aggregate::Min) s[at] = has[at] ? std::min(s[at], w) : w;
+          else if (how == Aggregate::Max) s[at] = has[at] ? std::max(s[at], w) : w;
+          else s[at] += w;
+          has[at] = 1;
+        }
+      }
   }
 
   void run(Call& c) const {
@@ -234,30 +262,26 @@ struct TreeEnsemble {
     Value labels_v;
     labels_v.resize({static_cast<int64_t>(n)});
     labels_v.type = labels.type;
-    std::vector<double> s(k);
-    std::vector<bool> has(k);
-    const bool extreme = aggregate == "MIN" || aggregate == "MAX";
+    std::vector<double> rounded;
+    const double* rows = x.data.data();
+    if (round_input) {  // float32 thresholds: compare float32(x), as the trees were trained
+      rounded.resize(x.data.size());
+      for (std::size_t i = 0; i < rounded.size(); ++i) rounded[i] = static_cast<double>(static_cast<float>(x.data[i]));
+      rows = rounded.data();
+    }
+    std::vector<double> sums(n * k, 0.0);
+    std::vector<unsigned char> seen(n * k, 0);
+    switch (single_mode) {
+      case Leq: accumulate<Leq>(rows, n, width, sums.data(), seen.data()); break;
+      case Lt: accumulate<Lt>(rows, n, width, sums.data(), seen.data()); break;
+      case Gte: accumulate<Gte>(rows, n, width, sums.data(), seen.data()); break;
+      case Gt: accumulate<Gt>(rows, n, width, sums.data(), seen.data()); break;
+      default: accumulate<-1>(rows, n, width, sums.data(), seen.data()); break;
+    }
     for (std::size_t e = 0; e < n; ++e) {
-      const double* row = x.data.data() + e * width;
-      std::fill(s.begin(), s.end(), extreme ? (aggregate == "MIN" ? std::numeric_limits<double>::infinity()
-                                                                   : -std::numeric_limits<double>::infinity())
-                                            : 0.0);
-      std::fill(has.begin(), has.end(), false);
-      for (int32_t root : roots) {
-        const TreeNode& t = nodes[static_cast<std::size_t>(leaf(root, row))];
-        for (int32_t j = t.leaf_begin; j < t.leaf_end; ++j) {
-          const std::size_t id = static_cast<std::size_t>(weight_target[j]);
-          const double w = weight_value[j];
-          if (aggregate == "MIN") s[id] = std::min(s[id], w);
-          else if (aggregate == "MAX") s[id] = std::max(s[id], w);
-          else s[id] += w;
-          has[id] = true;
-        }
-      }
-      for (std::size_t i = 0; i < k; ++i) {
-        if (extreme && !has[i]) s[i] = 0.0;
-        if (aggregate == "AVERAGE") s[i] /= static_cast<double>(roots.size());
-      }
+      double* s = sums.data() + e * k;
+      if (how == Aggregate::Average)
+        for (std::size_t i = 0; i < k; ++i) s[i] /= static_cast<double>(roots.size());
       double* out = scores.data.data() + e * k;
       if (classifier && binary) {
         const std::size_t id = static_cast<std::size_t>(weight_target.empty() ? 0 : weight_target.front());

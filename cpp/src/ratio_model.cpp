@@ -227,8 +227,10 @@ void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& si
   const std::size_t d = n_features(), k = members_.size();
   const int workers = threads > 0 ? threads : default_threads();
   std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
+  std::vector<std::shared_ptr<GraphModel::Scratch>> graph_spaces(static_cast<std::size_t>(workers));
   for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
     Workspace& ws = spaces[worker];
+    if (graph_ && !graph_spaces[worker]) graph_spaces[worker] = graph_->make_scratch();
     double* z = ws.get(kInput, d * kBlock);
     double* logdet = ws.get(kLogdet, kBlock);
     double* a = ws.get(kHiddenA, max_width_ * kBlock);
@@ -254,7 +256,7 @@ void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& si
         for (std::size_t e = 0; e < count; ++e)
           for (std::size_t f = 0; f < d; ++f) rows[e * d + f] = z[f * kBlock + e];
         const std::vector<const double*> feeds(graph_->input_names().size(), rows);
-        graph_->evaluate(feeds, count, {static_cast<std::size_t>(member.graph_output)}, {outs}, 1);
+        graph_->evaluate_block(*graph_spaces[worker], feeds, count, static_cast<std::size_t>(member.graph_output), outs);
         double* row = values + m * kBlock;
         for (std::size_t e = 0; e < count; ++e) {
           const double v = graph_log_ratio(member.output_kind, outs + e * member.width, member.cls, member.reference, begin + e);

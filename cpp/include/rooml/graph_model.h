@@ -66,6 +66,13 @@ class ROOML_API GraphModel {
   void evaluate(const std::vector<const double*>& inputs, std::size_t n, const std::vector<std::size_t>& outputs,
                 const std::vector<double*>& out, int threads = 0) const;
 
+  /// Per-thread evaluation state, reused across calls (one per thread; see evaluate_block).
+  struct Scratch;
+  std::shared_ptr<Scratch> make_scratch() const;
+  /// Evaluate one block of n <= kBlock events on the calling thread (inputs and out as in evaluate).
+  void evaluate_block(Scratch& scratch, const std::vector<const double*>& inputs, std::size_t n,
+                      std::size_t output, double* out) const;
+
   struct Impl;
 
  private:
