@@ -17,13 +17,14 @@ from foreign_models import FOREIGN, close_to_onnxruntime, fixture, float64_refer
 from rooml import _core
 
 FIXTURES = sorted(p.stem for p in FOREIGN.glob("*.onnx"))
-MLPS = ["torch_mlp_opset13", "torch_mlp_opset17", "keras_sequential", "keras_functional", "sklearn_mlp",
+MLPS = ["torch_mlp_opset13", "torch_mlp_opset17", "torch_mlp_dynamo", "keras_sequential", "keras_functional", "sklearn_mlp",
         "sklearn_pipeline", "sklearn_logistic"]
 
 
 def test_every_exporter_has_fixtures():
-    """The fixtures cover torch.onnx, tf2onnx, skl2onnx and onnxmltools (XGBoost, LightGBM)."""
+    """The fixtures cover torch.onnx (TorchScript, dynamo), tf2onnx, skl2onnx and onnxmltools (XGBoost, LightGBM)."""
     for prefix in ("torch_mlp_opset13", "torch_mlp_opset17", "torch_ops_opset13", "torch_ops_opset17",
+                   "torch_mlp_dynamo", "torch_ops_dynamo",
                    "keras_sequential", "keras_functional", "sklearn_mlp", "sklearn_logistic", "sklearn_pipeline",
                    "xgboost_classifier", "lightgbm_classifier"):
         assert prefix in FIXTURES
@@ -62,7 +63,8 @@ def test_dense_chains_run_on_the_packed_kernels():
     assert _core.GraphModel(str(path)).n_fused_nodes == len(model.graph.node)
 
 
-@pytest.mark.parametrize("name", ["torch_mlp_opset17", "torch_ops_opset17", "xgboost_classifier", "keras_functional"])
+@pytest.mark.parametrize("name", ["torch_mlp_opset17", "torch_ops_opset17", "torch_ops_dynamo", "xgboost_classifier",
+                                  "keras_functional", "lightgbm_classifier"])
 def test_bit_identical_for_any_thread_count(name):
     path, ref = fixture(name)
     graph = _core.GraphModel(str(path))

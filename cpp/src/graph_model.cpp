@@ -13,6 +13,7 @@
 #include "rooml/kernels.h"
 #include "rooml/onnx_reader.h"
 #include "rooml/parallel.h"
+#include "rooml/vecmath.h"
 
 namespace rooml {
 
@@ -232,11 +233,13 @@ void GraphModel::Impl::run_steps(std::vector<Value>& env, const std::vector<bool
           std::swap(a, b);
           width = op.dense.out;
         } else {
+          // Whole SIMD groups of lanes (the padding is scratch), so every event is rounded the same way.
+          const std::size_t lanes = std::min(kBlock, (count + 7) / 8 * 8);
           for (std::size_t r = 0; r < width; ++r) {
             if (op.kind == Chain::Op::Kind::Silu)
-              graph::silu_inplace(a + r * kBlock, count);
+              silu_inplace(a + r * kBlock, lanes);
             else
-              op.activation(a + r * kBlock, count);
+              op.activation(a + r * kBlock, lanes);
           }
         }
       }

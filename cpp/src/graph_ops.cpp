@@ -229,10 +229,6 @@ double attr_f(const onnx::Node& n, const char* name, double fallback) {
 
 }  // namespace
 
-void silu_inplace(double* x, std::size_t count) {
-  for (std::size_t i = 0; i < count; ++i) x[i] = x[i] / (1.0 + fast_exp(-x[i]));
-}
-
 Activation make_activation(const onnx::Node& node) {
   if (!node.domain.empty() && node.domain != "ai.onnx") return {};
   const std::string& op = node.op_type;

@@ -55,9 +55,6 @@ using Activation = std::function<void(double* x, std::size_t count)>;
 /// The activation of a unary element-wise node, or an empty function if the node is not one.
 Activation make_activation(const onnx::Node& node);
 
-/// x * sigmoid(x) in place (the SiLU that exporters write as Sigmoid + Mul).
-void silu_inplace(double* x, std::size_t count);
-
 /// Integer value of a double holding an index or a size (clamped to +-2^62, e.g. for INT64_MAX ends).
 int64_t to_index(double v);
 

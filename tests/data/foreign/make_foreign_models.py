@@ -91,15 +91,16 @@ def torch_models() -> None:
                                   dynamic_axes={"x": {0: "batch"}, "score": {0: "batch"}}, opset_version=opset,
                                   dynamo=False)
             save(f"{name}_opset{opset}", buffer.getvalue(), x)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(mlp, (torch.randn(3, 4),), input_names=["x"], output_names=["score"],
-                                        dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, dynamo=True,
-                                        verbose=False)
-        save("torch_mlp_dynamo", program.model_proto.SerializeToString(), x)
-    except Exception as exc:  # the dynamo exporter needs onnxscript
-        print("dynamo exporter skipped:", type(exc).__name__, str(exc)[:200], file=sys.stderr)
+    for module, name in ((mlp, "torch_mlp_dynamo"), (many, "torch_ops_dynamo")):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(module, (torch.randn(3, 4),), input_names=["x"], output_names=["score"],
+                                            dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
+                                            verbose=False)
+            save(name, program.model_proto.SerializeToString(), x)
+        except Exception as exc:  # the dynamo exporter needs onnxscript
+            print(f"dynamo exporter skipped for {name}:", type(exc).__name__, str(exc)[:200], file=sys.stderr)
 
 
 def keras_models() -> None:
