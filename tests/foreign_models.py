@@ -5,6 +5,7 @@ there.  :func:`float64_reference` runs onnx's own reference evaluator (numpy)
 on a copy of a graph whose float32 tensors are widened to float64, giving the
 same weights evaluated in double precision by code independent of rooml.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ def fixture(name: str) -> tuple[Path, dict[str, np.ndarray]]:
 
 
 def close_to_onnxruntime(got, want, tolerance: float = 1e-5) -> float:
-    """Largest ``|got - want| / (1 + |want|)``: onnxruntime runs float32, whose rounding at O(1) values is absolute."""
+    """Largest ``|got - want| / (1 + |want|)`` (float32 rounding of O(1) values is absolute)."""
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     return float(np.max(np.abs(got.reshape(want.shape) - want) / (1.0 + np.abs(want))))
 
@@ -32,11 +33,13 @@ def _widen_tensor(tensor) -> None:
     from onnx import TensorProto, numpy_helper
 
     if tensor.data_type == TensorProto.FLOAT:
-        tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float64), tensor.name))
+        tensor.CopyFrom(
+            numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float64), tensor.name)
+        )
 
 
 def float64_reference(path: Path, x: np.ndarray, output: str) -> np.ndarray:
-    """Output ``output`` of the graph at ``path`` on ``x``, all float tensors widened to float64 (onnx.reference)."""
+    """Output ``output`` of the graph at ``path`` on ``x``, float tensors in float64 (onnx.reference)."""
     import onnx
     from onnx import TensorProto
     from onnx.reference import ReferenceEvaluator

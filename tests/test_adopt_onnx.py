@@ -1,4 +1,5 @@
 """rooml.export.adopt_onnx: foreign ONNX files as rooml ratio models and flows (core vs onnxruntime)."""
+
 from __future__ import annotations
 
 import io
@@ -7,18 +8,25 @@ import math
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
-from torch import nn
-
 import rooml
+import torch
 from foreign_models import fixture
 from rooml.export import adopt_onnx
+from torch import nn
 
 
 def _torch_file(tmp_path, module, name, n_features=4, output="score"):
     buffer = io.BytesIO()
-    torch.onnx.export(module.eval(), (torch.randn(3, n_features),), buffer, input_names=["x"], output_names=[output],
-                      dynamic_axes={"x": {0: "batch"}, output: {0: "batch"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        module.eval(),
+        (torch.randn(3, n_features),),
+        buffer,
+        input_names=["x"],
+        output_names=[output],
+        dynamic_axes={"x": {0: "batch"}, output: {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     path = tmp_path / f"{name}.onnx"
     path.write_bytes(buffer.getvalue())
     return path
@@ -42,15 +50,26 @@ def scaled_data():
 
     x = np.random.default_rng(0).normal(size=(400, 4)) * [1.0, 3.0, 0.5, 2.0] + [0.0, 5.0, -1.0, 2.0]
     scaler = StandardScaler().fit(x)
-    step = {"kind": "affine", "features": [0, 1, 2, 3], "shift": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+    step = {
+        "kind": "affine",
+        "features": [0, 1, 2, 3],
+        "shift": scaler.mean_.tolist(),
+        "scale": scaler.scale_.tolist(),
+    }
     return x, scaler, [step]
 
 
 def test_classifier_with_scaler_gives_s_over_1_minus_s(tmp_path, scaled_data):
     x, scaler, steps = scaled_data
     src = _torch_file(tmp_path, _classifier(1), "clf")
-    out = adopt_onnx(src, tmp_path / "adopted.onnx", kind="ratio", features=list("abcd"), output="probability",
-                     preprocessing=steps)
+    out = adopt_onnx(
+        src,
+        tmp_path / "adopted.onnx",
+        kind="ratio",
+        features=list("abcd"),
+        output="probability",
+        preprocessing=steps,
+    )
     model = rooml.load(out)
     s = _ort(src, scaler.transform(x))[0][:, 0].astype(np.float64)
     np.testing.assert_allclose(model.ratio(x), s / (1 - s), rtol=2e-5)
@@ -62,20 +81,37 @@ def test_classifier_with_scaler_gives_s_over_1_minus_s(tmp_path, scaled_data):
 def test_logit_softmax_and_tree_outputs(tmp_path):
     logit_src = _torch_file(tmp_path, _classifier(2, head=None), "logit")
     x = np.random.default_rng(1).normal(size=(300, 4))
-    m = rooml.load(adopt_onnx(logit_src, tmp_path / "logit_adopted.onnx", kind="ratio", features=list("abcd"),
-                              output="logit"))
+    m = rooml.load(
+        adopt_onnx(
+            logit_src, tmp_path / "logit_adopted.onnx", kind="ratio", features=list("abcd"), output="logit"
+        )
+    )
     np.testing.assert_allclose(m.log_ratio(x), _ort(logit_src, x)[0][:, 0], rtol=1e-5, atol=1e-6)
 
     path, ref = fixture("keras_functional")  # 3-class softmax
-    m = rooml.load(adopt_onnx(path, tmp_path / "softmax.onnx", kind="ratio", features=list("abcd"),
-                              output={"kind": "softmax", "class": 2, "reference": 0}))
+    m = rooml.load(
+        adopt_onnx(
+            path,
+            tmp_path / "softmax.onnx",
+            kind="ratio",
+            features=list("abcd"),
+            output={"kind": "softmax", "class": 2, "reference": 0},
+        )
+    )
     p = ref["out:Identity:0"]
     log_r = np.log(p[:, 2]) - np.log(p[:, 0])  # float32 probabilities: compare log r at 1e-5 of 1 + |log r|
     assert np.max(np.abs(m.log_ratio(ref["x"]) - log_r) / (1 + np.abs(log_r))) < 1e-5
 
     path, ref = fixture("xgboost_classifier")
-    m = rooml.load(adopt_onnx(path, tmp_path / "bdt.onnx", kind="ratio", features=list("abcd"),
-                              output={"kind": "probability", "tensor": "probabilities"}))
+    m = rooml.load(
+        adopt_onnx(
+            path,
+            tmp_path / "bdt.onnx",
+            kind="ratio",
+            features=list("abcd"),
+            output={"kind": "probability", "tensor": "probabilities"},
+        )
+    )
     s = ref["out:probabilities"][:, 1]  # float32 s near 0 or 1: compare log r = log s - log(1 - s)
     log_r = np.log(s) - np.log1p(-s)
     assert np.max(np.abs(m.log_ratio(ref["x"]) - log_r) / (1 + np.abs(log_r))) < 1e-5
@@ -84,12 +120,17 @@ def test_logit_softmax_and_tree_outputs(tmp_path):
 @pytest.mark.parametrize("rule", ["mean_ratio", "mean_log_ratio", "median_ratio"])
 def test_ensembles_combine_like_numpy(tmp_path, rule):
     sources = [_torch_file(tmp_path, _classifier(seed), f"m{seed}") for seed in range(3)]
-    model = rooml.load(adopt_onnx(sources, tmp_path / "ens.onnx", kind="ratio", features=list("abcd"), rule=rule))
+    model = rooml.load(
+        adopt_onnx(sources, tmp_path / "ens.onnx", kind="ratio", features=list("abcd"), rule=rule)
+    )
     x = np.random.default_rng(2).normal(size=(200, 4))
     s = np.stack([_ort(p, x)[0][:, 0].astype(np.float64) for p in sources], axis=1)
     r = s / (1 - s)
-    want = {"mean_ratio": r.mean(axis=1), "mean_log_ratio": np.exp(np.log(r).mean(axis=1)),
-            "median_ratio": np.median(r, axis=1)}[rule]
+    want = {
+        "mean_ratio": r.mean(axis=1),
+        "mean_log_ratio": np.exp(np.log(r).mean(axis=1)),
+        "median_ratio": np.median(r, axis=1),
+    }[rule]
     np.testing.assert_allclose(model.ratio(x), want, rtol=2e-5)
     assert model.n_members == 3
     np.testing.assert_allclose(model.member_log_ratio(x, 1), np.log(r[:, 1]), rtol=1e-5, atol=1e-6)
@@ -103,8 +144,16 @@ class _StandardNormalLogProb(nn.Module):
 def test_flow_graph_is_log_density_without_sampler(tmp_path):
     src = _torch_file(tmp_path, _StandardNormalLogProb(), "gauss", n_features=2, output="log_prob")
     steps = [{"kind": "affine", "features": [0, 1], "shift": [1.0, -2.0], "scale": [2.0, 0.5]}]
-    flow = rooml.load(adopt_onnx(src, tmp_path / "flow.onnx", kind="flow", features=["u", "v"], output="log_prob",
-                                 preprocessing=steps))
+    flow = rooml.load(
+        adopt_onnx(
+            src,
+            tmp_path / "flow.onnx",
+            kind="flow",
+            features=["u", "v"],
+            output="log_prob",
+            preprocessing=steps,
+        )
+    )
     x = np.random.default_rng(3).normal(size=(100, 2))
     z = (x - [1.0, -2.0]) / [2.0, 0.5]
     want = -0.5 * (z**2).sum(axis=1) - math.log(2 * math.pi) - math.log(2.0) - math.log(0.5)
@@ -122,8 +171,13 @@ def test_bad_inputs_are_refused_and_nothing_is_overwritten(tmp_path):
     with pytest.raises(ValueError, match="takes 4 values per event, but 3 features"):
         adopt_onnx(src, tmp_path / "a.onnx", kind="ratio", features=list("abc"))
     with pytest.raises(ValueError, match="acts on feature 4"):
-        adopt_onnx(src, tmp_path / "b.onnx", kind="ratio", features=list("abcd"),
-                   preprocessing=[{"kind": "affine", "features": [4], "shift": [0.0], "scale": [1.0]}])
+        adopt_onnx(
+            src,
+            tmp_path / "b.onnx",
+            kind="ratio",
+            features=list("abcd"),
+            preprocessing=[{"kind": "affine", "features": [4], "shift": [0.0], "scale": [1.0]}],
+        )
 
     class Fitted:  # a scikit-learn transformer fitted on 5 features
         n_features_in_ = 5
@@ -134,8 +188,13 @@ def test_bad_inputs_are_refused_and_nothing_is_overwritten(tmp_path):
     with pytest.raises(ValueError, match="fitted on 5 features"):
         adopt_onnx(src, tmp_path / "c.onnx", kind="ratio", features=list("abcd"), preprocessing=Fitted())
     with pytest.raises(ValueError, match="outside \\(0, 1\\)"):
-        adopt_onnx(_torch_file(tmp_path, _classifier(5, head=None), "raw"), tmp_path / "d.onnx", kind="ratio",
-                   features=list("abcd"), output="probability")
+        adopt_onnx(
+            _torch_file(tmp_path, _classifier(5, head=None), "raw"),
+            tmp_path / "d.onnx",
+            kind="ratio",
+            features=list("abcd"),
+            output="probability",
+        )
     path, _ = fixture("xgboost_classifier")
     with pytest.raises(ValueError, match="several outputs"):
         adopt_onnx(path, tmp_path / "e.onnx", kind="ratio", features=list("abcd"))

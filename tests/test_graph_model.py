@@ -5,28 +5,47 @@ compared at 1e-5 of 1 + |value|, onnxruntime's own float32 rounding), onnx's
 numpy reference evaluator on the same weights widened to float64 (1e-12
 relative), and onnxruntime in float64 for the hand-built operator graphs.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from foreign_models import FOREIGN, close_to_onnxruntime, fixture, float64_reference
+from onnx import TensorProto, helper, numpy_helper
 from rooml import _core
 
 FIXTURES = sorted(p.stem for p in FOREIGN.glob("*.onnx"))
-MLPS = ["torch_mlp_opset13", "torch_mlp_opset17", "torch_mlp_dynamo", "keras_sequential", "keras_functional", "sklearn_mlp",
-        "sklearn_pipeline", "sklearn_logistic"]
+MLPS = [
+    "torch_mlp_opset13",
+    "torch_mlp_opset17",
+    "torch_mlp_dynamo",
+    "keras_sequential",
+    "keras_functional",
+    "sklearn_mlp",
+    "sklearn_pipeline",
+    "sklearn_logistic",
+]
 
 
 def test_every_exporter_has_fixtures():
-    """The fixtures cover torch.onnx (TorchScript, dynamo), tf2onnx, skl2onnx and onnxmltools (XGBoost, LightGBM)."""
-    for prefix in ("torch_mlp_opset13", "torch_mlp_opset17", "torch_ops_opset13", "torch_ops_opset17",
-                   "torch_mlp_dynamo", "torch_ops_dynamo",
-                   "keras_sequential", "keras_functional", "sklearn_mlp", "sklearn_logistic", "sklearn_pipeline",
-                   "xgboost_classifier", "lightgbm_classifier"):
+    """Fixtures of torch.onnx (TorchScript, dynamo), tf2onnx, skl2onnx and onnxmltools (XGBoost, LightGBM)."""
+    for prefix in (
+        "torch_mlp_opset13",
+        "torch_mlp_opset17",
+        "torch_ops_opset13",
+        "torch_ops_opset17",
+        "torch_mlp_dynamo",
+        "torch_ops_dynamo",
+        "keras_sequential",
+        "keras_functional",
+        "sklearn_mlp",
+        "sklearn_logistic",
+        "sklearn_pipeline",
+        "xgboost_classifier",
+        "lightgbm_classifier",
+    ):
         assert prefix in FIXTURES
 
 
@@ -63,8 +82,17 @@ def test_dense_chains_run_on_the_packed_kernels():
     assert _core.GraphModel(str(path)).n_fused_nodes == len(model.graph.node)
 
 
-@pytest.mark.parametrize("name", ["torch_mlp_opset17", "torch_ops_opset17", "torch_ops_dynamo", "xgboost_classifier",
-                                  "keras_functional", "lightgbm_classifier"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "torch_mlp_opset17",
+        "torch_ops_opset17",
+        "torch_ops_dynamo",
+        "xgboost_classifier",
+        "keras_functional",
+        "lightgbm_classifier",
+    ],
+)
 def test_bit_identical_for_any_thread_count(name):
     path, ref = fixture(name)
     graph = _core.GraphModel(str(path))
@@ -117,10 +145,19 @@ def test_shape_and_broadcasting_operators_match_onnxruntime_in_float64():
         helper.make_node("Pow", ["mx", "two"], ["y"]),
     ]
     inits = [
-        _const("s0", [-1]), _const("e0", [0]), _const("a1", [1]), _const("st", [-1]), _const("a2", [2]),
-        _const("idx", [3, -4, 1]), _const("sp", [2, 3]), _const("shape3", [1, 2, 3]), _const("ax1", 1),
-        _const("half", 0.5, np.float64), _const("row", [[0.1, -0.2, 0.3]], np.float64),
-        _const("row9", np.linspace(-1, 1, 14), np.float64), _const("two", 2.0, np.float64),
+        _const("s0", [-1]),
+        _const("e0", [0]),
+        _const("a1", [1]),
+        _const("st", [-1]),
+        _const("a2", [2]),
+        _const("idx", [3, -4, 1]),
+        _const("sp", [2, 3]),
+        _const("shape3", [1, 2, 3]),
+        _const("ax1", 1),
+        _const("half", 0.5, np.float64),
+        _const("row", [[0.1, -0.2, 0.3]], np.float64),
+        _const("row9", np.linspace(-1, 1, 14), np.float64),
+        _const("two", 2.0, np.float64),
     ]
     model = _model(nodes, [_double("x", 5)], [_double("y", 14)], inits)
     x = np.random.default_rng(3).normal(size=(700, 5))
@@ -128,22 +165,40 @@ def test_shape_and_broadcasting_operators_match_onnxruntime_in_float64():
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
 
 
-@pytest.mark.parametrize("op,attrs", [("Elu", {"alpha": 0.7}), ("Selu", {}), ("Celu", {"alpha": 1.3}),
-                                      ("HardSigmoid", {}), ("LeakyRelu", {"alpha": 0.2}), ("Softsign", {}),
-                                      ("Sigmoid", {}), ("Tanh", {}), ("Erf", {}), ("Softplus", {}),
-                                      ("Gelu", {"approximate": "tanh"}), ("Mish", {})])
+@pytest.mark.parametrize(
+    "op,attrs",
+    [
+        ("Elu", {"alpha": 0.7}),
+        ("Selu", {}),
+        ("Celu", {"alpha": 1.3}),
+        ("HardSigmoid", {}),
+        ("LeakyRelu", {"alpha": 0.2}),
+        ("Softsign", {}),
+        ("Sigmoid", {}),
+        ("Tanh", {}),
+        ("Erf", {}),
+        ("Softplus", {}),
+        ("Gelu", {"approximate": "tanh"}),
+        ("Mish", {}),
+    ],
+)
 def test_activations_match_onnxruntime(op, attrs):
     opset = 20 if op == "Gelu" else 18
-    model = _model([helper.make_node(op, ["x"], ["y"], **attrs)], [_double("x", 3)], [_double("y", 3)], opset=opset)
+    model = _model(
+        [helper.make_node(op, ["x"], ["y"], **attrs)], [_double("x", 3)], [_double("y", 3)], opset=opset
+    )
     x = np.random.default_rng(4).normal(scale=3.0, size=(300, 3))
     try:
-        want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], {"x": x})[0]
+        want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            ["y"], {"x": x}
+        )[0]
     except Exception:  # onnxruntime's CPU provider lacks some double kernels: compare with float32
         model32 = onnx.load_from_string(model.SerializeToString())
         for v in list(model32.graph.input) + list(model32.graph.output):
             v.type.tensor_type.elem_type = TensorProto.FLOAT
         want = ort.InferenceSession(model32.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-            ["y"], {"x": x.astype(np.float32)})[0]
+            ["y"], {"x": x.astype(np.float32)}
+        )[0]
         x = x.astype(np.float32).astype(np.float64)
         got = _core.GraphModel.from_bytes(model.SerializeToString()).evaluate(x)
         assert close_to_onnxruntime(got, want) < 1e-6
@@ -155,10 +210,14 @@ def test_activations_match_onnxruntime(op, attrs):
 
 
 def test_unsupported_operator_is_named_with_node_and_file(tmp_path):
-    model = _model([helper.make_node("Sin", ["x"], ["y"], name="my_sine")], [_double("x", 2)], [_double("y", 2)])
+    model = _model(
+        [helper.make_node("Sin", ["x"], ["y"], name="my_sine")], [_double("x", 2)], [_double("y", 2)]
+    )
     path = tmp_path / "sine.onnx"
     onnx.save(model, str(path))
-    with pytest.raises(ValueError, match=r"unsupported ONNX operator 'Sin' in node 'my_sine' of .*sine\.onnx"):
+    with pytest.raises(
+        ValueError, match=r"unsupported ONNX operator 'Sin' in node 'my_sine' of .*sine\.onnx"
+    ):
         _core.GraphModel(str(path))
 
 

@@ -1,4 +1,5 @@
 """The recipes of docs/own_models.md, run as written (a foreign classifier + pickled scaler, a BDT)."""
+
 from __future__ import annotations
 
 import io
@@ -7,14 +8,13 @@ import pickle
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
-from sklearn.preprocessing import StandardScaler
-from torch import nn
-
 import rooml
+import torch
 from foreign_models import fixture
 from rooml.export import adopt_onnx
 from rooml.roofit import ratio_function
+from sklearn.preprocessing import StandardScaler
+from torch import nn
 
 FEATURES = ["pt", "eta", "mjj", "dphi"]
 SUPPORT = [(0, 1e4), (-5, 5), (0, 1e4), (0, 3.15)]
@@ -22,7 +22,8 @@ SUPPORT = [(0, 1e4), (-5, 5), (0, 1e4), (0, 3.15)]
 
 def _events(n, seed=0):
     rng = np.random.default_rng(seed)
-    return np.column_stack([rng.exponential(80, n) + 20, rng.uniform(-2.5, 2.5, n), rng.exponential(300, n) + 200,
+    return np.column_stack([rng.exponential(80, n) + 20, rng.uniform(-2.5, 2.5, n),
+                            rng.exponential(300, n) + 200,
                             rng.uniform(0, 3.14, n)])  # fmt: skip
 
 
@@ -31,18 +32,41 @@ def test_foreign_onnx_plus_pickled_scaler(tmp_path, roofit):
     with open(tmp_path / "scaler.pkl", "wb") as f:
         pickle.dump(StandardScaler().fit(x_train), f)
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(4, 32), nn.SiLU(), nn.Linear(32, 32), nn.SiLU(), nn.Linear(32, 1), nn.Sigmoid())
+    net = nn.Sequential(
+        nn.Linear(4, 32), nn.SiLU(), nn.Linear(32, 32), nn.SiLU(), nn.Linear(32, 1), nn.Sigmoid()
+    )
     buffer = io.BytesIO()
-    torch.onnx.export(net.eval(), (torch.randn(2, 4),), buffer, input_names=["x"], output_names=["score"],
-                      dynamic_axes={"x": {0: "batch"}, "score": {0: "batch"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        net.eval(),
+        (torch.randn(2, 4),),
+        buffer,
+        input_names=["x"],
+        output_names=["score"],
+        dynamic_axes={"x": {0: "batch"}, "score": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     (tmp_path / "classifier.onnx").write_bytes(buffer.getvalue())
 
     # --- the recipe ---
     scaler = pickle.load(open(tmp_path / "scaler.pkl", "rb"))
-    steps = [{"kind": "affine", "features": [0, 1, 2, 3],
-              "shift": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}]
-    adopt_onnx(tmp_path / "classifier.onnx", tmp_path / "ratio_S.onnx", kind="ratio", features=FEATURES,
-               output="probability", preprocessing=steps, support=SUPPORT)
+    steps = [
+        {
+            "kind": "affine",
+            "features": [0, 1, 2, 3],
+            "shift": scaler.mean_.tolist(),
+            "scale": scaler.scale_.tolist(),
+        }
+    ]
+    adopt_onnx(
+        tmp_path / "classifier.onnx",
+        tmp_path / "ratio_S.onnx",
+        kind="ratio",
+        features=FEATURES,
+        output="probability",
+        preprocessing=steps,
+        support=SUPPORT,
+    )
     x = _events(300, seed=1)
     r = rooml.load(tmp_path / "ratio_S.onnx").ratio(x)
     ROOT = roofit
@@ -60,8 +84,13 @@ def test_foreign_onnx_plus_pickled_scaler(tmp_path, roofit):
 
 def test_bdt(tmp_path, roofit):
     source, ref = fixture("xgboost_classifier")  # onnxmltools.convert_xgboost(..., target_opset=15)
-    adopt_onnx(source, tmp_path / "ratio_bdt.onnx", kind="ratio", features=FEATURES,
-               output={"kind": "probability", "tensor": "probabilities", "class": 1})
+    adopt_onnx(
+        source,
+        tmp_path / "ratio_bdt.onnx",
+        kind="ratio",
+        features=FEATURES,
+        output={"kind": "probability", "tensor": "probabilities", "class": 1},
+    )
     x = ref["x"]
     s = ref["out:probabilities"][:, 1]
     log_r = np.log(s) - np.log1p(-s)

@@ -1,4 +1,5 @@
-"""Adopted foreign ONNX models in RooFit: RooRatioFunction values, an NSBI fit, workspaces, a C++ macro, RooFlowPdf."""
+"""Adopted foreign ONNX models in RooFit: RooRatioFunction, NSBI fit, workspaces, C++ macro, RooFlowPdf."""
+
 from __future__ import annotations
 
 import io
@@ -10,14 +11,13 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
-
 import rooml
+import torch
 from rooml.export import adopt_onnx
 from rooml.roofit import dataset_with_index, index_variable, nsbi_model, ratio_function
 from root_macro import run_root_macro
 from test_roofit_ratio import _HELPER, _values
+from torch import nn
 
 FEATURES = ["x0", "x1", "x2"]
 LIMIT = 6.0
@@ -25,25 +25,44 @@ STEPS = [{"kind": "affine", "features": [0, 1, 2], "shift": [0.2, -0.1, 0.0], "s
 
 
 def _classifier_file(folder, seed: int, scale: float):
-    """A torch MLP classifier (SiLU hidden layers, sigmoid score) written by plain torch.onnx.export."""
+    """Write a torch MLP classifier (SiLU layers, sigmoid score) with plain torch.onnx.export and adopt it."""
     torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(3, 16), nn.SiLU(), nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 1), nn.Sigmoid())
+    net = nn.Sequential(
+        nn.Linear(3, 16), nn.SiLU(), nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 1), nn.Sigmoid()
+    )
     with torch.no_grad():
         net[4].weight.mul_(scale)
     buffer = io.BytesIO()
-    torch.onnx.export(net.eval(), (torch.randn(2, 3),), buffer, input_names=["input"], output_names=["score"],
-                      dynamic_axes={"input": {0: "batch"}, "score": {0: "batch"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        net.eval(),
+        (torch.randn(2, 3),),
+        buffer,
+        input_names=["input"],
+        output_names=["score"],
+        dynamic_axes={"input": {0: "batch"}, "score": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     source = folder / f"foreign_{seed}.onnx"
     source.write_bytes(buffer.getvalue())
-    return adopt_onnx(source, folder / f"adopted_{seed}.onnx", kind="ratio", features=FEATURES,
-                      output="probability", preprocessing=STEPS, support=[(-8.0, 8.0)] * 3)
+    return adopt_onnx(
+        source,
+        folder / f"adopted_{seed}.onnx",
+        kind="ratio",
+        features=FEATURES,
+        output="probability",
+        preprocessing=STEPS,
+        support=[(-8.0, 8.0)] * 3,
+    )
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("adopted")
-    return {k: _classifier_file(folder, seed, scale)
-            for k, seed, scale in (("S", 1, 2.0), ("B", 2, 1.0), ("S_lo", 3, 0.1), ("S_hi", 4, 0.1))}
+    return {
+        k: _classifier_file(folder, seed, scale)
+        for k, seed, scale in (("S", 1, 2.0), ("B", 2, 1.0), ("S_lo", 3, 0.1), ("S_hi", 4, 0.1))
+    }
 
 
 def _variables(ROOT):
@@ -74,7 +93,9 @@ def test_nsbi_fit_equals_precomputed_columns(files, roofit):
     x = _events(1500, seed=11)
     idx = index_variable()
     weights = np.random.default_rng(2).poisson(1.0, len(x)).astype(float)
-    data = dataset_with_index({n: x[:, i] for i, n in enumerate(FEATURES)}, idx, variables=xs, weights=weights)
+    data = dataset_with_index(
+        {n: x[:, i] for i, n in enumerate(FEATURES)}, idx, variables=xs, weights=weights
+    )
     funcs = {k: ratio_function(f"r_{k}", files[k], xs) for k in files}
     net = _nsbi(idx, {"S": funcs["S"], "B": funcs["B"]}, (funcs["S_lo"], funcs["S_hi"]))
     cols = {k: rooml.load(files[k]).ratio(x) for k in files}
@@ -82,7 +103,8 @@ def test_nsbi_fit_equals_precomputed_columns(files, roofit):
     fits = []
     for m in (net, col):
         glob = ROOT.RooFit.GlobalObservables(ROOT.RooArgSet(*m["global_observables"]))
-        res = m["pdf"].fitTo(data, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.PrintLevel(-1), ROOT.RooFit.Save(),
+        res = m["pdf"].fitTo(data, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.PrintLevel(-1),
+                             ROOT.RooFit.Save(),
                              ROOT.RooFit.SumW2Error(False), glob)  # fmt: skip
         assert res.status() == 0
         fits.append((res.minNll(), m["poi"][0].getVal(), m["nuisance_parameters"][0].getVal()))
@@ -95,7 +117,9 @@ def test_workspace_round_trip_in_new_process(files, roofit, tmp_path):
     xs = _variables(ROOT)
     r = ratio_function("r", files["S"], xs)
     x = _events(100, seed=9)
-    data = ROOT.RooDataSet.from_numpy({n: x[:, i] for i, n in enumerate(FEATURES)}, ROOT.RooArgSet(*xs), name="data")
+    data = ROOT.RooDataSet.from_numpy(
+        {n: x[:, i] for i, n in enumerate(FEATURES)}, ROOT.RooArgSet(*xs), name="data"
+    )
     ws = ROOT.RooWorkspace("w", "w")
     ws.Import(r, ROOT.RooFit.Silence())
     ws.Import(data, ROOT.RooFit.Silence())
@@ -109,7 +133,8 @@ def test_workspace_round_trip_in_new_process(files, roofit, tmp_path):
         f"f = ROOT.TFile.Open({str(path)!r}); w = f.Get('w')\n"
         "cols = w.data('data').to_numpy(); names = ['x0', 'x1', 'x2']\n"
         "flat = np.concatenate([cols[n] for n in names])\n"
-        "print(json.dumps(list(ROOT.rooml_ratio_test.values(w.function('r'), names, flat, len(cols['x0'])))))\n"
+        "values = ROOT.rooml_ratio_test.values(w.function('r'), names, flat, len(cols['x0']))\n"
+        "print(json.dumps(list(values)))\n"
     )
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(res.stdout.strip().splitlines()[-1]) == here  # bit for bit
@@ -161,7 +186,10 @@ def test_flow_pdf_from_adopted_graph(roofit, tmp_path):
     from rooml.roofit import flow_pdf
 
     buffer = io.BytesIO()
-    double = (torch.randn(2, 1, dtype=torch.float64), torch.randn(2, 1, dtype=torch.float64))  # exact constants
+    double = (
+        torch.randn(2, 1, dtype=torch.float64),
+        torch.randn(2, 1, dtype=torch.float64),
+    )  # exact constants
     torch.onnx.export(_Gauss(), double, buffer, input_names=["x", "c"],
                       output_names=["log_prob"], opset_version=17, dynamo=False,
                       dynamic_axes={"x": {0: "b"}, "c": {0: "b"}, "log_prob": {0: "b"}})  # fmt: skip

@@ -8,6 +8,7 @@ precision (``rooml._core.GraphModel``).  The graph's input is the
 its own models.  Several source files make one ensemble file (members prefixed
 ``m0.``, ``m1.``, ...).
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,10 @@ def _ratio_output(output, model, source) -> dict:
     tensor = spec.get("tensor")
     if tensor is None:
         if len(names) != 1:
-            raise ValueError(f"{source}: the graph has several outputs {names}; choose one with "
-                             f"output={{'kind': {kind!r}, 'tensor': name}}")
+            raise ValueError(
+                f"{source}: the graph has several outputs {names}; choose one with "
+                f"output={{'kind': {kind!r}, 'tensor': name}}"
+            )
         tensor = names[0]
     if tensor not in names:
         raise ValueError(f"{source}: the graph has no output {tensor!r} (its outputs: {names})")
@@ -77,8 +80,10 @@ def _ratio_output(output, model, source) -> dict:
     cls = int(spec.get("class", default_class))
     reference = int(spec.get("reference", 0))
     if kind == "softmax" and "class" not in spec:
-        raise ValueError("output kind 'softmax' needs the class and the reference class: "
-                         "output={'kind': 'softmax', 'class': j, 'reference': k}")
+        raise ValueError(
+            "output kind 'softmax' needs the class and the reference class: "
+            "output={'kind': 'softmax', 'class': j, 'reference': k}"
+        )
     if width == 1 and kind == "probability" and "class" not in spec:
         cls = 0
     for c in (cls, reference):
@@ -88,7 +93,7 @@ def _ratio_output(output, model, source) -> dict:
 
 
 def _steps(preprocessing, n_features: int, kind: str) -> list[dict]:
-    """rooml preprocessing steps from a rooml list or a fitted scikit-learn transformer."""
+    """Rooml preprocessing steps from a rooml list or a fitted scikit-learn transformer."""
     from rooml.models.preprocessing import Preprocessing
 
     if preprocessing is None:
@@ -96,16 +101,19 @@ def _steps(preprocessing, n_features: int, kind: str) -> list[dict]:
     if hasattr(preprocessing, "transform"):
         fitted = getattr(preprocessing, "n_features_in_", n_features)
         if fitted != n_features:
-            raise ValueError(f"the scikit-learn preprocessing was fitted on {fitted} features, the model has "
-                             f"{n_features}")
+            raise ValueError(
+                f"the scikit-learn preprocessing was fitted on {fitted} features, the model has {n_features}"
+            )
         from rooml.export.sklearn_steps import steps_from_sklearn
 
         preprocessing = steps_from_sklearn(preprocessing, n_features, kind=kind)
     steps = Preprocessing.from_list(list(preprocessing)).to_list()
     for step in steps:
         if max(step["features"]) >= n_features:
-            raise ValueError(f"preprocessing step {step['kind']!r} acts on feature {max(step['features'])}, "
-                             f"the model has {n_features} features")
+            raise ValueError(
+                f"preprocessing step {step['kind']!r} acts on feature {max(step['features'])}, "
+                f"the model has {n_features} features"
+            )
     return steps
 
 
@@ -181,8 +189,10 @@ def _check(got: np.ndarray, want: np.ndarray, tolerance: float, what: str) -> No
     """Raise ExportValidationError unless the core's values match onnxruntime's (and are finite)."""
     worst = float(np.max(np.abs(got - want) / (1.0 + np.abs(want))))
     if not np.isfinite(got).all() or not worst <= tolerance:
-        raise ExportValidationError(f"rooml's core and onnxruntime disagree on the adopted {what}: "
-                                    f"max |delta| / (1 + |value|) = {worst:.3g} > {tolerance:g}")
+        raise ExportValidationError(
+            f"rooml's core and onnxruntime disagree on the adopted {what}: "
+            f"max |delta| / (1 + |value|) = {worst:.3g} > {tolerance:g}"
+        )
 
 
 def adopt_onnx(
@@ -262,14 +272,20 @@ def adopt_onnx(
         inputs = _inputs(model)
         wanted = 2 if context else 1
         if len(inputs) != wanted:
-            raise ValueError(f"{src}: the graph has inputs {[v.name for v in inputs]}; expected {wanted} "
-                             f"({'features and context' if context else 'the features'})")
+            raise ValueError(
+                f"{src}: the graph has inputs {[v.name for v in inputs]}; expected {wanted} "
+                f"({'features and context' if context else 'the features'})"
+            )
         if _width(inputs[0]) != n_features:
-            raise ValueError(f"{src}: graph input {inputs[0].name!r} takes {_width(inputs[0])} values per event, "
-                             f"but {n_features} features are named {features}")
+            raise ValueError(
+                f"{src}: graph input {inputs[0].name!r} takes {_width(inputs[0])} values per event, "
+                f"but {n_features} features are named {features}"
+            )
         if context and _width(inputs[1]) != len(context):
-            raise ValueError(f"{src}: graph input {inputs[1].name!r} takes {_width(inputs[1])} values per event, "
-                             f"but {len(context)} context variables are named {context}")
+            raise ValueError(
+                f"{src}: graph input {inputs[1].name!r} takes {_width(inputs[1])} values per event, "
+                f"but {len(context)} context variables are named {context}"
+            )
     steps = _steps(preprocessing, n_features, kind)
     support = list(support) if support is not None else [(-math.inf, math.inf)] * n_features
     if len(support) != n_features:
@@ -281,8 +297,10 @@ def adopt_onnx(
         "features": features,
         "preprocessing": steps,
         "support": [[_json_bound(lo), _json_bound(hi)] for lo, hi in support],
-        "adopted_from": [{"file": Path(s).name, "producer": m.producer_name, "producer_version": m.producer_version}
-                         for s, m in zip(sources, models)],  # fmt: skip
+        "adopted_from": [
+            {"file": Path(s).name, "producer": m.producer_name, "producer_version": m.producer_version}
+            for s, m in zip(sources, models)
+        ],  # fmt: skip
     }
     merged = _merge(models)
     prefixes = [""] if len(models) == 1 else [f"m{k}." for k in range(len(models))]
@@ -293,14 +311,23 @@ def adopt_onnx(
         metadata["architecture"] = {
             "type": "graph",
             "combination": combination,
-            "members": [{"output": p + s["tensor"], "output_kind": s["kind"], "class": s["class"],
-                         "reference": s["reference"]} for p, s in zip(prefixes, specs)],  # fmt: skip
+            "members": [
+                {
+                    "output": p + s["tensor"],
+                    "output_kind": s["kind"],
+                    "class": s["class"],
+                    "reference": s["reference"],
+                }
+                for p, s in zip(prefixes, specs)
+            ],  # fmt: skip
         }
     else:
         names = _tensor_outputs(models[0])
         tensor = output if output in names else (names[0] if len(names) == 1 else None)
         if tensor is None:
-            raise ValueError(f"{sources[0]}: the graph has several outputs {names}; name the log-density with output=")
+            raise ValueError(
+                f"{sources[0]}: the graph has several outputs {names}; name the log-density with output="
+            )
         inputs = _inputs(models[0])
         metadata["context"] = context
         metadata["architecture"] = {"type": "graph", "input": inputs[0].name, "output": tensor,
@@ -330,11 +357,15 @@ def adopt_onnx(
         try:
             got = core.log_prob(x, ctx)
         except ValueError as exc:
-            raise ValueError(f"{sources[0]}: the log_prob graph is not finite on the support ({exc})") from exc
+            raise ValueError(
+                f"{sources[0]}: the log_prob graph is not finite on the support ({exc})"
+            ) from exc
         if not np.isfinite(got).all():
             bad = int(np.flatnonzero(~np.isfinite(got))[0])
-            raise ValueError(f"{sources[0]}: the log_prob graph is not finite on the support (event {bad}, "
-                             f"x = {x[bad].tolist()}, log p = {got[bad]})")
+            raise ValueError(
+                f"{sources[0]}: the log_prob graph is not finite on the support (event {bad}, "
+                f"x = {x[bad].tolist()}, log p = {got[bad]})"
+            )
         z, logdet = Preprocessing.from_list(steps).forward_numpy(x) if steps else (x, 0.0)
         want = _onnxruntime_outputs(models[0], z, [tensor], ctx)[0].reshape(len(x)) + logdet
         _check(got, want, tolerance, "flow (log p)")

@@ -9,6 +9,7 @@ script also needs torch, tensorflow-cpu, tf2onnx, scikit-learn, skl2onnx,
 onnxmltools, xgboost and lightgbm.  Run: ``python make_foreign_models.py``
 (deterministic seeds; an exporter that is not installed is skipped).
 """
+
 from __future__ import annotations
 
 import io
@@ -40,18 +41,23 @@ def save(name: str, data: bytes, x: np.ndarray) -> None:
     feed = {session.get_inputs()[0].name: x}
     outputs = [o.name for o in session.get_outputs() if o.type.startswith("tensor")]
     results = session.run(outputs, feed)
-    np.savez(HERE / f"{name}.npz", x=x.astype(np.float64),
-             **{f"out:{k}": np.asarray(v, dtype=np.float64) for k, v in zip(outputs, results)})
+    np.savez(
+        HERE / f"{name}.npz",
+        x=x.astype(np.float64),
+        **{f"out:{k}": np.asarray(v, dtype=np.float64) for k, v in zip(outputs, results)},
+    )
     print("wrote", name, outputs)
 
 
 def torch_models() -> None:
-    """TorchScript exports (opsets 13 and 17) of an NSBI-style MLP and of a many-operator net; dynamo if it works."""
+    """TorchScript (opsets 13, 17) and dynamo exports of an NSBI-style MLP and of a many-operator net."""
     import torch
     from torch import nn
 
     torch.manual_seed(0)
-    mlp = nn.Sequential(nn.Linear(4, 16), nn.SiLU(), nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 1), nn.Sigmoid())
+    mlp = nn.Sequential(
+        nn.Linear(4, 16), nn.SiLU(), nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 1), nn.Sigmoid()
+    )
 
     class ManyOps(nn.Module):
         def __init__(self):
@@ -69,13 +75,22 @@ def torch_models() -> None:
             h = self.prelu(h) + nn.functional.mish(h) * 0.1 + nn.functional.selu(h) * 0.1
             left, right = torch.split(h, 6, dim=1)
             h = torch.cat([self.ln(left), torch.sigmoid(right) * torch.clamp(right, -1.0, 2.0)], dim=1)
-            h = h + h.mean(dim=1, keepdim=True) - h.amax(dim=1, keepdim=True) + torch.logsumexp(h, 1, keepdim=True)
+            h = (
+                h
+                + h.mean(dim=1, keepdim=True)
+                - h.amax(dim=1, keepdim=True)
+                + torch.logsumexp(h, 1, keepdim=True)
+            )
             h = h.reshape(x.shape[0], 3, 4).transpose(1, 2).reshape(x.shape[0], -1)
             h = torch.where(h > 0.2, h, torch.exp(torch.minimum(h, torch.zeros_like(h))) - 1)
-            h = h + torch.cumsum(h, dim=1) * 0.01 + torch.sqrt(torch.abs(h) + 1) + torch.erf(h) + h ** 2 * 0.05
+            h = h + torch.cumsum(h, dim=1) * 0.01 + torch.sqrt(torch.abs(h) + 1) + torch.erf(h) + h**2 * 0.05
             logits = self.b(h)
-            return torch.log_softmax(logits, dim=1) + torch.softmax(logits, dim=1) * 0.0 + \
-                nn.functional.hardsigmoid(logits) * 0.0 + nn.functional.softsign(logits) * 0.0
+            return (
+                torch.log_softmax(logits, dim=1)
+                + torch.softmax(logits, dim=1) * 0.0
+                + nn.functional.hardsigmoid(logits) * 0.0
+                + nn.functional.softsign(logits) * 0.0
+            )
 
     many = ManyOps()
     with torch.no_grad():  # trained-looking batch-norm statistics
@@ -87,17 +102,30 @@ def torch_models() -> None:
             buffer = io.BytesIO()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(module, (torch.randn(3, 4),), buffer, input_names=["x"], output_names=["score"],
-                                  dynamic_axes={"x": {0: "batch"}, "score": {0: "batch"}}, opset_version=opset,
-                                  dynamo=False)
+                torch.onnx.export(
+                    module,
+                    (torch.randn(3, 4),),
+                    buffer,
+                    input_names=["x"],
+                    output_names=["score"],
+                    dynamic_axes={"x": {0: "batch"}, "score": {0: "batch"}},
+                    opset_version=opset,
+                    dynamo=False,
+                )
             save(f"{name}_opset{opset}", buffer.getvalue(), x)
     for module, name in ((mlp, "torch_mlp_dynamo"), (many, "torch_ops_dynamo")):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                program = torch.onnx.export(module, (torch.randn(3, 4),), input_names=["x"], output_names=["score"],
-                                            dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
-                                            verbose=False)
+                program = torch.onnx.export(
+                    module,
+                    (torch.randn(3, 4),),
+                    input_names=["x"],
+                    output_names=["score"],
+                    dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    dynamo=True,
+                    verbose=False,
+                )
             save(name, program.model_proto.SerializeToString(), x)
         except Exception as exc:  # the dynamo exporter needs onnxscript
             print(f"dynamo exporter skipped for {name}:", type(exc).__name__, str(exc)[:200], file=sys.stderr)
@@ -109,9 +137,14 @@ def keras_models() -> None:
     import tf2onnx
 
     tf.keras.utils.set_random_seed(0)
-    seq = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(16, activation="relu"),
-                               tf.keras.layers.Dense(16, activation="tanh"),
-                               tf.keras.layers.Dense(1, activation="sigmoid")])
+    seq = tf.keras.Sequential(
+        [
+            tf.keras.Input((4,)),
+            tf.keras.layers.Dense(16, activation="relu"),
+            tf.keras.layers.Dense(16, activation="tanh"),
+            tf.keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     inp = tf.keras.Input((4,))
     h = tf.keras.layers.Dense(16, activation="swish")(inp)
     h = tf.keras.layers.Dense(16, activation="elu")(h)
@@ -140,18 +173,25 @@ def sklearn_models() -> None:
     models = {
         "sklearn_mlp": MLPClassifier((8, 8), max_iter=300, random_state=0).fit(x_train, y),
         "sklearn_logistic": LogisticRegression().fit(x_train, y),
-        "sklearn_pipeline": make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=300, random_state=0)).fit(x_train, y),
+        "sklearn_pipeline": make_pipeline(
+            StandardScaler(), MLPClassifier((8,), max_iter=300, random_state=0)
+        ).fit(x_train, y),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, model in models.items():
             options = {id(model): {"zipmap": False}}
-            save(name, to_onnx(model, x_train[:1], target_opset={"": 17, "ai.onnx.ml": 3},
-                               options=options).SerializeToString(), x)
+            save(
+                name,
+                to_onnx(
+                    model, x_train[:1], target_opset={"": 17, "ai.onnx.ml": 3}, options=options
+                ).SerializeToString(),
+                x,
+            )
 
 
 def tree_models() -> None:
-    """onnxmltools conversions of XGBoost and LightGBM classifiers."""
+    """Onnxmltools conversions of XGBoost and LightGBM classifiers."""
     import lightgbm
     import onnxmltools
     import xgboost
@@ -162,11 +202,21 @@ def tree_models() -> None:
     x = _inputs(6)
     kinds = [FloatTensorType([None, N_FEATURES])]
     xgb = xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=0).fit(x_train, y)
-    save("xgboost_classifier", onnxmltools.convert_xgboost(xgb, initial_types=[("x", kinds[0])],
-                                                           target_opset=15).SerializeToString(), x)
+    save(
+        "xgboost_classifier",
+        onnxmltools.convert_xgboost(
+            xgb, initial_types=[("x", kinds[0])], target_opset=15
+        ).SerializeToString(),
+        x,
+    )
     lgb = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=7, random_state=0, verbose=-1).fit(x_train, y)
-    save("lightgbm_classifier", onnxmltools.convert_lightgbm(lgb, initial_types=[("x", kinds[0])],
-                                                             target_opset=15, zipmap=False).SerializeToString(), x)
+    save(
+        "lightgbm_classifier",
+        onnxmltools.convert_lightgbm(
+            lgb, initial_types=[("x", kinds[0])], target_opset=15, zipmap=False
+        ).SerializeToString(),
+        x,
+    )
 
 
 if __name__ == "__main__":
