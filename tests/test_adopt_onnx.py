@@ -208,3 +208,41 @@ def test_bad_inputs_are_refused_and_nothing_is_overwritten(tmp_path):
 class _LogOfFirst(nn.Module):
     def forward(self, x):
         return torch.log(x[:, 0])
+
+
+def test_zipmap_output_is_skipped_and_unsupported_ops_are_named(tmp_path):
+    """A ZipMap (sequence of maps) output is left out; the probability tensor is adopted. Sin is refused."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path, ref = fixture("xgboost_classifier")
+    model = onnx.load(str(path))
+    model.graph.node.append(helper.make_node("ZipMap", ["probabilities"], ["zipped"], domain="ai.onnx.ml",
+                                             classlabels_int64s=[0, 1]))  # fmt: skip
+    zipped = helper.make_value_info("zipped", helper.make_sequence_type_proto(
+        helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))))
+    model.graph.output.append(zipped)
+    source = tmp_path / "with_zipmap.onnx"
+    onnx.save(model, str(source))
+    assert "zipped" not in _core_outputs(source)
+    adopted = adopt_onnx(source, tmp_path / "zip.onnx", kind="ratio", features=list("abcd"),
+                         output={"kind": "probability", "tensor": "probabilities"})  # fmt: skip
+    s = ref["out:probabilities"][:, 1]
+    log_r = np.log(s) - np.log1p(-s)
+    assert np.max(np.abs(rooml.load(adopted).log_ratio(ref["x"]) - log_r) / (1 + np.abs(log_r))) < 1e-5
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    graph = helper.make_graph([helper.make_node("Sin", ["x"], ["y"], name="odd")], "g", [x], [y])
+    sine = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(sine, str(tmp_path / "sine.onnx"))
+    with pytest.raises(ValueError, match=r"unsupported ONNX operator 'Sin' in node 'odd' of .*sine\.onnx"):
+        adopt_onnx(tmp_path / "sine.onnx", tmp_path / "g.onnx", kind="ratio", features=list("abcd"),
+                   output="logit")
+    assert not (tmp_path / "g.onnx").exists()
+
+
+def _core_outputs(path):
+    from rooml import _core
+
+    return _core.GraphModel(str(path)).outputs

@@ -334,13 +334,14 @@ def adopt_onnx(
                                     "context_input": inputs[1].name if context else None,
                                     "normalized": "declared by the user"}  # fmt: skip
     data = _attach_metadata(merged.SerializeToString(), metadata, {})
+    label = ", ".join(str(s) for s in sources)  # names the source files in the core's errors
 
     from rooml.models.preprocessing import Preprocessing
 
     if kind == "ratio":
         x = np.asarray(reference_inputs if reference_inputs is not None else
                        _reference_inputs(steps, support, n_features), dtype=np.float64)  # fmt: skip
-        core = _core.RatioModel.from_bytes(data, str(path))
+        core = _core.RatioModel.from_bytes(data, label)
         got = core.log_ratio(x)
         z = Preprocessing.from_list(steps).forward_numpy(x)[0] if steps else x
         logs = np.stack([_log_ratio_numpy(_onnxruntime_outputs(m, z, [s["tensor"]])[0], s)
@@ -353,7 +354,7 @@ def adopt_onnx(
         else:
             x, ctx = reference_inputs if isinstance(reference_inputs, tuple) else (reference_inputs, None)
         x = np.asarray(x, dtype=np.float64)
-        core = _core.FlowModel.from_bytes(data, str(path))
+        core = _core.FlowModel.from_bytes(data, label)
         try:
             got = core.log_prob(x, ctx)
         except ValueError as exc:
