@@ -10,6 +10,7 @@ void bind_ratio(py::module_& m);
 void bind_gp(py::module_& m);
 void bind_interpolation(py::module_& m);
 void bind_threads(py::module_& m);
+void bind_graph(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rooml's compiled core: native double-precision evaluation of exported models";
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   bind_ratio(m);
   bind_gp(m);
   bind_interpolation(m);
+  bind_graph(m);
 }

@@ -13,6 +13,7 @@
 
 #include "flow_transforms.h"
 #include "rooml/error.h"
+#include "rooml/graph_model.h"
 #include "rooml/parallel.h"
 
 namespace rooml {
@@ -54,10 +55,29 @@ void set_default_threads(int threads) { g_threads = threads > 0 ? threads : 0; }
 struct FlowMember {
   std::unique_ptr<Preprocessing> preprocessing;
   std::vector<std::unique_ptr<Transform>> transforms;
+  // An adopted graph returning log p(z | context) of the preprocessed features: no transforms, no sampler.
+  std::shared_ptr<const GraphModel> graph;
+  std::size_t graph_output = 0;
+  long x_input = -1, context_input = -1;
+  std::size_t n_context = 0;
 
   /// log p of the events in `block` (z is overwritten).
   void log_prob(Block& block, double* out) const {
     preprocessing->forward(block);
+    if (graph) {
+      const std::size_t n = block.n, d = block.dim, c = n_context;
+      std::vector<double> rows(n * d), ctx(n * c), values(n);
+      for (std::size_t e = 0; e < n; ++e) {
+        for (std::size_t f = 0; f < d; ++f) rows[e * d + f] = block.z[f * kBlock + e];
+        for (std::size_t f = 0; f < c; ++f) ctx[e * c + f] = block.context[f * kBlock + e];
+      }
+      std::vector<const double*> feeds(graph->input_names().size());
+      feeds[static_cast<std::size_t>(x_input)] = rows.data();
+      if (context_input >= 0) feeds[static_cast<std::size_t>(context_input)] = ctx.data();
+      graph->evaluate(feeds, n, {graph_output}, {values.data()}, 1);
+      for (std::size_t e = 0; e < n; ++e) out[e] = block.logdet[e] + values[e];
+      return;
+    }
     for (const auto& t : transforms) t->forward(block);
     const double log_norm = 0.5 * static_cast<double>(block.dim) * std::log(2.0 * M_PI);
     for (std::size_t e = 0; e < block.n; ++e) {
@@ -84,6 +104,26 @@ std::unique_ptr<FlowMember> make_member(const json::Value& doc, const WeightSour
   auto member = std::make_unique<FlowMember>();
   member->preprocessing = std::make_unique<Preprocessing>(doc["preprocessing"], dim);
   const json::Value& arch = doc["architecture"];
+  if (arch.contains("type") && arch["type"].as_string() == "graph") {
+    member->graph = GraphModel::from_model(weights.model());
+    const GraphModel& g = *member->graph;
+    member->graph_output = g.output_index(arch["output"].as_string());
+    if (g.output_width(member->graph_output) != 1)
+      throw Error(source + ": graph output '" + arch["output"].as_string() + "' must hold one log-density per event");
+    member->x_input = static_cast<long>(g.input_index(arch["input"].as_string()));
+    if (g.input_width(static_cast<std::size_t>(member->x_input)) != dim)
+      throw Error(source + ": graph input '" + arch["input"].as_string() + "' does not take the " + std::to_string(dim) + " features");
+    member->n_context = doc["context"].as_strings().size();
+    if (arch.contains("context_input") && !arch["context_input"].is_null()) {
+      member->context_input = static_cast<long>(g.input_index(arch["context_input"].as_string()));
+      if (g.input_width(static_cast<std::size_t>(member->context_input)) != member->n_context)
+        throw Error(source + ": graph input '" + arch["context_input"].as_string() + "' does not take the " +
+                    std::to_string(member->n_context) + " context variables");
+    }
+    if (g.input_names().size() != (member->context_input >= 0 ? 2u : 1u))
+      throw Error(source + ": the graph has inputs that are neither the features nor the context");
+    return member;
+  }
   for (const auto& t : arch["transforms"].as_array()) member->transforms.push_back(make_transform(t, weights, dim));
   if (auto base = make_base(arch, weights, dim)) member->transforms.push_back(std::move(base));
   return member;
@@ -252,6 +292,10 @@ void FlowModel::sample(const double* context, std::size_t n, std::uint64_t seed,
                        int bootstrap) const {
   const auto [first, last] = member_range(bootstrap);
   const std::size_t d = n_features(), c = n_context(), m = last - first;
+  for (std::size_t k = first; k < last; ++k)
+    if (members_[k]->graph)
+      throw Error(source_ + ": this flow is an adopted ONNX graph that returns log p only and has no sampler; "
+                            "export nflows or zuko flows with rooml.export.export_flow to keep exact sampling");
   if (m > 1 && rule_ == EnsembleRule::MeanLogProb)
     throw Error(source_ + ": cannot sample an ensemble combined by mean log-probability (a geometric mean, "
                           "not a normalized density); export it with rule='mixture' to sample");

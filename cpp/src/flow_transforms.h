@@ -45,6 +45,7 @@ class WeightSource {
   Dense dense(const std::string& prefix, const std::string& mask = "") const;
   Affine batchnorm1d(const std::string& prefix, double eps) const;
   const std::string& source() const { return source_; }
+  const onnx::Model& model() const { return model_; }
 
  private:
   const onnx::Model& model_;

@@ -11,6 +11,7 @@
 #include "flow_transforms.h"
 #include "rooml/error.h"
 #include "rooml/flow_model.h"  // default_threads
+#include "rooml/graph_model.h"
 #include "rooml/kernels.h"
 #include "rooml/parallel.h"
 #include "rooml/vecmath.h"
@@ -49,7 +50,43 @@ struct RatioModel::Member {
   std::vector<Dense> layers;
   std::vector<Activation> activations;
   double log_correction = 0.0;
+  // An adopted graph member: which output of graph_ holds what ("probability", "logit", "log_ratio",
+  // "ratio" or "softmax": log r = log p[cls] - log p[reference]).
+  long graph_output = -1;
+  std::string output_kind;
+  std::size_t cls = 0, reference = 0, width = 1;
 };
+
+namespace {
+
+/// log r of one event from an adopted graph's output row `v` (width values).
+double graph_log_ratio(const std::string& kind, const double* v, std::size_t cls, std::size_t reference,
+                       std::size_t event) {
+  auto fail = [&](const std::string& what) {
+    std::ostringstream msg;
+    msg << "event " << event << ": " << what;
+    throw Error(msg.str());
+  };
+  if (kind == "probability") {
+    const double s = v[cls];
+    if (!(s > 0.0 && s < 1.0)) {
+      std::ostringstream what;
+      what << "classifier score " << s << " is outside (0, 1), so r = s / (1 - s) is not defined";
+      fail(what.str());
+    }
+    return std::log(s) - std::log1p(-s);
+  }
+  if (kind == "logit" || kind == "log_ratio") return v[cls];
+  if (kind == "ratio") {
+    if (!(v[cls] > 0.0)) fail("ratio output " + std::to_string(v[cls]) + " is not positive");
+    return std::log(v[cls]);
+  }
+  const double p = v[cls], q = v[reference];
+  if (!(p > 0.0) || !(q > 0.0)) fail("class probability " + std::to_string(p > 0.0 ? q : p) + " is not positive");
+  return std::log(p) - std::log(q);
+}
+
+}  // namespace
 
 RatioModel::RatioModel() = default;
 RatioModel::~RatioModel() = default;
@@ -99,6 +136,34 @@ std::shared_ptr<const RatioModel> RatioModel::from_bytes(const std::string& byte
   r->preprocessing_ = std::make_unique<Preprocessing>(doc["preprocessing"], dim);
 
   const json::Value& arch = doc["architecture"];
+  if (arch["type"].as_string() == "graph") {
+    r->combination_ = arch["combination"].as_string();
+    if (r->combination_ != "mean" && r->combination_ != "mean_log" && r->combination_ != "median")
+      throw Error(source + ": unsupported ensemble combination '" + r->combination_ + "'");
+    r->graph_ = GraphModel::from_model(model);
+    for (std::size_t k = 0; k < r->graph_->input_names().size(); ++k)
+      if (r->graph_->input_width(k) != dim)
+        throw Error(source + ": graph input '" + r->graph_->input_names()[k] + "' takes " +
+                    std::to_string(r->graph_->input_width(k)) + " values per event, the model has " +
+                    std::to_string(dim) + " features");
+    for (const auto& spec : arch["members"].as_array()) {
+      Member m;
+      m.graph_output = static_cast<long>(r->graph_->output_index(spec["output"].as_string()));
+      m.output_kind = spec["output_kind"].as_string();
+      m.width = r->graph_->output_width(static_cast<std::size_t>(m.graph_output));
+      m.cls = static_cast<std::size_t>(spec["class"].as_int());
+      m.reference = spec.contains("reference") ? static_cast<std::size_t>(spec["reference"].as_int()) : 0;
+      static const std::vector<std::string> kinds = {"probability", "logit", "log_ratio", "ratio", "softmax"};
+      if (std::find(kinds.begin(), kinds.end(), m.output_kind) == kinds.end())
+        throw Error(source + ": unknown graph output kind '" + m.output_kind + "'");
+      if (m.cls >= m.width || m.reference >= m.width)
+        throw Error(source + ": graph output '" + spec["output"].as_string() + "' has " + std::to_string(m.width) +
+                    " values per event; class " + std::to_string(m.cls) + " requested");
+      r->members_.push_back(std::move(m));
+    }
+    if (r->members_.empty()) throw Error(source + ": ratio model without members");
+    return r;
+  }
   if (arch["type"].as_string() != "mlp")
     throw Error(source + ": unsupported ratio architecture '" + arch["type"].as_string() + "'");
   r->combination_ = arch["combination"].as_string();
@@ -162,8 +227,10 @@ void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& si
   const std::size_t d = n_features(), k = members_.size();
   const int workers = threads > 0 ? threads : default_threads();
   std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
+  std::vector<std::shared_ptr<GraphModel::Scratch>> graph_spaces(static_cast<std::size_t>(workers));
   for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
     Workspace& ws = spaces[worker];
+    if (graph_ && !graph_spaces[worker]) graph_spaces[worker] = graph_->make_scratch();
     double* z = ws.get(kInput, d * kBlock);
     double* logdet = ws.get(kLogdet, kBlock);
     double* a = ws.get(kHiddenA, max_width_ * kBlock);
@@ -183,6 +250,21 @@ void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& si
     const std::size_t first = only < 0 ? 0 : static_cast<std::size_t>(only), last = only < 0 ? k : first + 1;
     for (std::size_t m = first; m < last; ++m) {
       const Member& member = members_[m];
+      if (member.graph_output >= 0) {
+        double* rows = ws.get(kMembers + 1, d * kBlock);
+        double* outs = ws.get(kMembers + 2, member.width * kBlock);
+        for (std::size_t e = 0; e < count; ++e)
+          for (std::size_t f = 0; f < d; ++f) rows[e * d + f] = z[f * kBlock + e];
+        const std::vector<const double*> feeds(graph_->input_names().size(), rows);
+        graph_->evaluate_block(*graph_spaces[worker], feeds, count, static_cast<std::size_t>(member.graph_output), outs);
+        double* row = values + m * kBlock;
+        for (std::size_t e = 0; e < count; ++e) {
+          const double v = graph_log_ratio(member.output_kind, outs + e * member.width, member.cls, member.reference, begin + e);
+          if (std::isnan(v)) throw Error("event " + std::to_string(begin + e) + ": log-ratio is NaN");
+          row[e] = v;
+        }
+        continue;
+      }
       const double* in = z;
       double* out = a;
       for (std::size_t l = 0; l < member.layers.size(); ++l) {
@@ -206,12 +288,21 @@ void RatioModel::evaluate(const double* x, std::size_t n, int threads, Sink&& si
 
 void RatioModel::log_ratio(const double* x, std::size_t n, double* out, int threads) const {
   const std::size_t k = members_.size();
-  const bool mean_log = combination_ == "mean_log";
+  const bool mean_log = combination_ == "mean_log", median = combination_ == "median";
   const double log_k = std::log(static_cast<double>(k));
   evaluate(x, n, threads, [&](std::size_t begin, std::size_t count, const double* values) {
+    std::vector<double> scratch(median ? k : 0);
     for (std::size_t e = 0; e < count; ++e) {
       if (k == 1) {
         out[begin + e] = values[e];
+        continue;
+      }
+      if (median) {  // median of the ratios: middle one, or the mean of the middle two
+        double* sorted = scratch.data();
+        for (std::size_t m = 0; m < k; ++m) sorted[m] = values[m * kBlock + e];
+        std::sort(sorted, sorted + k);
+        const double lo = sorted[(k - 1) / 2], hi = sorted[k / 2];
+        out[begin + e] = k % 2 ? lo : hi + std::log1p(std::exp(lo - hi)) - std::log(2.0);
         continue;
       }
       if (mean_log) {

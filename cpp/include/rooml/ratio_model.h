@@ -15,6 +15,7 @@
 namespace rooml {
 
 class Preprocessing;
+class GraphModel;
 struct Dense;
 
 /// A density ratio r(x) = p_num(x) / p_den(x) over physical features x.
@@ -36,7 +37,7 @@ class RatioModel {
   const std::vector<double>& support_high() const { return high_; }
   /// Number of ensemble members (1 for a single network).
   std::size_t n_members() const;
-  /// "mean" (log of the mean ratio) or "mean_log" (mean of the log-ratios).
+  /// "mean" (log of the mean ratio), "mean_log" (mean of the log-ratios) or "median" (median ratio).
   const std::string& combination() const { return combination_; }
   /// The constant added to each member's network output.
   std::vector<double> log_corrections() const;
@@ -73,6 +74,7 @@ class RatioModel {
   std::unique_ptr<Preprocessing> preprocessing_;
   std::vector<Member> members_;
   std::size_t max_width_ = 1;
+  std::shared_ptr<const GraphModel> graph_;  ///< adopted foreign graph (architecture "graph"), else null
 };
 
 }  // namespace rooml

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rooml.export._describe import UnsupportedModelError
+from rooml.export.adopt import adopt_onnx
 from rooml.export.ensemble import export_ensemble
 from rooml.export.gp import export_gp_massplane, export_gp_per_year
 from rooml.export.onnx_file import (
@@ -16,6 +17,7 @@ __all__ = [
     "ExportValidationError",
     "ModelFileError",
     "UnsupportedModelError",
+    "adopt_onnx",
     "export_ensemble",
     "export_flow",
     "export_gp_massplane",
