@@ -12,13 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "rooml/api.h"
+
 namespace rooml {
 
 class Preprocessing;
 struct Dense;
 
 /// A density ratio r(x) = p_num(x) / p_den(x) over physical features x.
-class RatioModel {
+class ROOML_API RatioModel {
  public:
   /// Parse an exported `.onnx` ratio model held in memory (`source` names it in errors).
   static std::shared_ptr<const RatioModel> from_bytes(const std::string& bytes,

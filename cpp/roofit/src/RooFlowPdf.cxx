@@ -11,9 +11,15 @@
 #include <limits>
 #include <sstream>
 
+#include <map>
+
 #include "ModelFile.h"
 #include "rooml/error.h"
 #include "rooml/flow_model.h"
+
+struct RooFlowPdf::BoxMassCache {
+   std::map<std::vector<double>, rooml::BoxMass> entries;
+};
 
 RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
                        const std::vector<unsigned char> &modelBytes)
@@ -46,7 +52,10 @@ RooFlowPdf::RooFlowPdf(const RooFlowPdf &other, const char *name)
      _modelBytes(other._modelBytes),
      _bootstrap(other._bootstrap),
      _model(other._model),
-     _networkEvaluations(other._networkEvaluations)
+     _networkEvaluations(other._networkEvaluations),
+     _integralPrecision(other._integralPrecision),
+     _rangeCutWarning(other._rangeCutWarning),
+     _boxMassCache(other._boxMassCache)
 {
 }
 
@@ -144,14 +153,105 @@ RooFlowPdf::compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileC
 
 Int_t RooFlowPdf::getAnalyticalIntegral(RooArgSet &allVars, RooArgSet &analVars, const char * /*rangeName*/) const
 {
-   // Normalized over all features by construction; partial integrals are left to RooFit.
+   // The integral over all features is the box mass (1 over the support); partial integrals are left to RooFit.
    return matchArgs(allVars, analVars, RooArgSet(_features)) ? 1 : 0;
 }
 
-double RooFlowPdf::analyticalIntegral(Int_t code, const char * /*rangeName*/) const
+double RooFlowPdf::analyticalIntegral(Int_t code, const char *rangeName) const
 {
    R__ASSERT(code == 1);
-   return 1.0;
+   return boxMassEntry(rangeName).value;
+}
+
+double RooFlowPdf::boxMass(const char *rangeName) const
+{
+   return boxMassEntry(rangeName).value;
+}
+
+double RooFlowPdf::boxMassRelativeError(const char *rangeName) const
+{
+   return boxMassEntry(rangeName).rel_error;
+}
+
+void RooFlowPdf::setIntegralPrecision(double relativePrecision)
+{
+   if (!(relativePrecision > 0.0 && relativePrecision < 1.0)) {
+      const std::string message = "RooFlowPdf '" + std::string(GetName()) +
+                                  "': the integral precision must be in (0, 1), got " + std::to_string(relativePrecision);
+      coutE(InputArguments) << message << std::endl;
+      throw rooml::Error(message);
+   }
+   _integralPrecision = relativePrecision;
+   if (_boxMassCache)
+      _boxMassCache->entries.clear();
+   setValueDirty();
+}
+
+void RooFlowPdf::setRangeCutWarning(double fraction)
+{
+   if (!(fraction >= 0.0 && fraction <= 1.0)) {
+      const std::string message = "RooFlowPdf '" + std::string(GetName()) +
+                                  "': the range-cut warning fraction must be in [0, 1], got " + std::to_string(fraction);
+      coutE(InputArguments) << message << std::endl;
+      throw rooml::Error(message);
+   }
+   _rangeCutWarning = fraction;
+}
+
+// The cache key holds everything the mass depends on, so a changed range or context value is a new entry.
+const rooml::BoxMass &RooFlowPdf::boxMassEntry(const char *rangeName) const
+{
+   const auto &m = model();
+   const std::size_t d = m.n_features();
+   std::vector<double> key;
+   key.reserve(2 * d + m.n_context() + 2);
+   for (std::size_t i = 0; i < d; ++i) {
+      auto *lv = dynamic_cast<const RooAbsRealLValue *>(&_features[i]);
+      key.push_back(lv ? lv->getMin(rangeName) : -std::numeric_limits<double>::infinity());
+      key.push_back(lv ? lv->getMax(rangeName) : std::numeric_limits<double>::infinity());
+   }
+   for (std::size_t i = 0; i < m.n_context(); ++i)
+      key.push_back(static_cast<const RooAbsReal &>(_context[i]).getVal());
+   key.push_back(_bootstrap);
+   key.push_back(_integralPrecision);
+   if (!_boxMassCache)
+      _boxMassCache = std::make_shared<BoxMassCache>();
+   auto &entries = _boxMassCache->entries;
+   auto found = entries.find(key);
+   if (found != entries.end())
+      return found->second;
+   if (entries.size() > 4096)
+      entries.clear(); // bounded memory when a context varies per event
+   std::vector<double> low(d), high(d);
+   for (std::size_t i = 0; i < d; ++i) {
+      low[i] = key[2 * i];
+      high[i] = key[2 * i + 1];
+   }
+   const double *context = m.n_context() ? key.data() + 2 * d : nullptr;
+   rooml::BoxMass mass;
+   try {
+      mass = m.box_mass(low.data(), high.data(), context, _integralPrecision, _bootstrap);
+   } catch (const rooml::Error &e) {
+      coutE(Integration) << "RooFlowPdf '" << GetName() << "': " << e.what() << std::endl;
+      throw;
+   }
+   const std::string range = rangeName ? std::string("range '") + rangeName + "'" : std::string("the variables' ranges");
+   if (mass.value <= 0.0) {
+      coutE(Integration) << "RooFlowPdf '" << GetName() << "': " << range
+                         << " holds none of the flow's mass: the pdf cannot be normalized there" << std::endl;
+   } else if (mass.value < 1.0 - _rangeCutWarning) {
+      coutW(Integration) << "RooFlowPdf '" << GetName() << "': " << range << (rangeName ? " keeps " : " keep ") << mass.value
+                         << " of the flow's mass (cuts more than " << _rangeCutWarning << "); normalized over it"
+                         << (mass.exact ? " exactly" : "")
+                         << (mass.exact ? std::string()
+                                        : " (quasi-Monte-Carlo, relative error " + std::to_string(mass.rel_error) +
+                                             " from " + std::to_string(mass.points) + " points)")
+                         << std::endl;
+   }
+   if (!mass.exact && mass.rel_error > _integralPrecision)
+      coutW(Integration) << "RooFlowPdf '" << GetName() << "': the box mass of " << range << " reached a relative error of "
+                         << mass.rel_error << ", not the requested " << _integralPrecision << std::endl;
+   return entries.emplace(std::move(key), mass).first->second;
 }
 
 double RooFlowPdf::logProbCurrent() const
