@@ -294,7 +294,7 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
    std::span<double> out = ctx.output();
    const std::size_t n = out.size(), d = m.n_features(), c = m.n_context();
    auto column = [&](const RooAbsArg &arg) { return ctx.at(&arg); };
-   // Gather row-major inputs of the events inside the support; the rest get density 0 (or NaN if not finite).
+   // Gather row-major inputs of the events (all inside the support, else refused below).
    std::vector<double> x, cv;
    std::vector<std::size_t> valid;
    x.reserve(n * d);
@@ -306,24 +306,30 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
    for (std::size_t i = 0; i < c; ++i)
       cs.push_back(column(_context[i]));
    auto at = [](std::span<const double> s, std::size_t e) { return s.size() == 1 ? s[0] : s[e]; };
+   // A bad event is a property of the data, not of the parameters: stop (before Minuit steers around it) and
+   // name the event, the variable and its value.
+   auto refuse = [&](std::size_t e, const RooAbsArg &var, double v, const std::string &why) {
+      std::ostringstream msg;
+      msg << "RooFlowPdf '" << GetName() << "': event " << e << ", variable '" << var.GetName() << "': value " << v
+          << " " << why;
+      coutE(InputArguments) << msg.str() << std::endl; // the exception's message may not survive every caller
+      throw rooml::Error(msg.str());
+   };
    for (std::size_t e = 0; e < n; ++e) {
-      bool ok = true, finite = true;
       for (std::size_t i = 0; i < d; ++i) {
          const double v = at(xs[i], e);
-         finite = finite && std::isfinite(v);
-         ok = ok && finite && v >= m.support_low()[i] && v <= m.support_high()[i];
+         if (!std::isfinite(v))
+            refuse(e, _features[i], v, "is not finite");
+         if (v < m.support_low()[i] || v > m.support_high()[i]) {
+            std::ostringstream why;
+            why << "is outside the flow's support [" << m.support_low()[i] << ", " << m.support_high()[i]
+                << "] (its density is not defined there: restrict the data or the variable's range to the support)";
+            refuse(e, _features[i], v, why.str());
+         }
       }
       for (std::size_t i = 0; i < c; ++i)
-         finite = finite && std::isfinite(at(cs[i], e));
-      if (!finite) {
-         out[e] = std::numeric_limits<double>::quiet_NaN();
-         logEvalError("an event has a non-finite feature or context value");
-         continue;
-      }
-      if (!ok) {
-         out[e] = 0.0;
-         continue;
-      }
+         if (!std::isfinite(at(cs[i], e)))
+            refuse(e, _context[i], at(cs[i], e), "is not finite (context)");
       valid.push_back(e);
       for (std::size_t i = 0; i < d; ++i)
          x.push_back(at(xs[i], e));
@@ -335,10 +341,9 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
       *_networkEvaluations += valid.size();
       m.log_prob(x.data(), c ? cv.data() : nullptr, valid.size(), lp.data(), 0, _bootstrap);
    } catch (const rooml::Error &err) {
-      logEvalError(err.what());
-      for (std::size_t e : valid)
-         out[e] = std::numeric_limits<double>::quiet_NaN();
-      return;
+      const std::string full = "RooFlowPdf '" + std::string(GetName()) + "': " + err.what();
+      coutE(InputArguments) << full << std::endl;
+      throw rooml::Error(full);
    }
    for (std::size_t k = 0; k < valid.size(); ++k)
       out[valid[k]] = std::exp(lp[k]);
