@@ -154,6 +154,26 @@ def test_conditional_flow_normalized_per_context_value(flow2d_conditional, roofi
     assert len({round(v, 4) for v in masses.values()}) == 3, "the mass depends on the context"
 
 
+def test_context_per_event_is_normalized_per_event(flow2d_conditional, roofit):
+    """With the context an observable of the dataset (a conditional fit), each event gets its own box mass."""
+    ROOT = roofit
+    core = rooml.load(flow2d_conditional)
+    pdf, x, y, (m,) = _pdf(ROOT, flow2d_conditional, [(-2.0, 2.0), (-2.0, 2.0)], context=[("m", 0.0)])
+    rng = np.random.default_rng(8)
+    events = np.c_[rng.uniform(-1.5, 1.5, (8, 2)), rng.normal(size=8)]
+    data = ROOT.RooDataSet.from_numpy({"x": events[:, 0], "y": events[:, 1], "m": events[:, 2]},
+                                      ROOT.RooArgSet(x, y, m))
+    nll = pdf.createNLL(data, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.ConditionalObservables(ROOT.RooArgSet(m)))
+    got = nll.getVal()
+    masses = []
+    for value in events[:, 2]:
+        m.setVal(value)
+        masses.append(pdf.boxMass())
+    log_p = core.log_prob(events[:, :2], events[:, 2:])
+    assert got == pytest.approx(-np.sum(log_p - np.log(masses)), rel=1e-12)
+    assert np.ptp(masses) > 10 * max(pdf.boxMassRelativeError(), 1e-6)  # the masses do differ per event
+
+
 def test_precision_is_settable_and_checked(flow2d, roofit):
     ROOT = roofit
     pdf, x, y, _ = _pdf(ROOT, flow2d, [(-1.0, 1.0), (-1.0, 1.0)])

@@ -495,8 +495,24 @@ def combine(
     mc.SetObservables(observables)
     mc.SetSnapshot(ROOT.RooArgSet(*[ws.var(p) for p in pois]))
     ws.Import(mc)
+    _check_likelihood(ROOT, ws.obj(model_config_name), ws.data(data_name))
     ws._rooml_combination = Combination(channel_name, pois, shared, renames, dropped)
     return ws
+
+
+def _check_likelihood(ROOT, mc, data) -> None:
+    """Build and evaluate the combined NLL once, so a model that cannot be fitted fails before anything is written."""
+    try:
+        nll = mc.GetPdf().createNLL(
+            data, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.Offset("off"),
+            ROOT.RooFit.GlobalObservables(mc.GetGlobalObservables()),
+        )
+        value = nll.getVal()
+    except Exception as err:  # RooFit's and rooml's C++ errors arrive as cppyy exceptions
+        message = str(err).strip().splitlines()[-1].strip()
+        raise ValueError(f"the combined model cannot be evaluated on the combined dataset: {message}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"the combined NLL is {value} at the stored parameter values; nothing was written")
 
 
 def write_workspace(ws, path: str | os.PathLike, *, force: bool = False) -> Path:

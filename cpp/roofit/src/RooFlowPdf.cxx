@@ -5,6 +5,7 @@
 #include <RooConstVar.h>
 #include <RooFit/EvalContext.h>
 #include <RooMsgService.h>
+#include <RooNumber.h>
 #include <RooRandom.h>
 
 #include <cmath>
@@ -205,10 +206,13 @@ const rooml::BoxMass &RooFlowPdf::boxMassEntry(const char *rangeName) const
    const std::size_t d = m.n_features();
    std::vector<double> key;
    key.reserve(2 * d + m.n_context() + 2);
+   // RooFit's infinity is RooNumber::infinity() (1e30): such a bound is unbounded, as RooFit itself reads it.
+   const double inf = std::numeric_limits<double>::infinity();
    for (std::size_t i = 0; i < d; ++i) {
       auto *lv = dynamic_cast<const RooAbsRealLValue *>(&_features[i]);
-      key.push_back(lv ? lv->getMin(rangeName) : -std::numeric_limits<double>::infinity());
-      key.push_back(lv ? lv->getMax(rangeName) : std::numeric_limits<double>::infinity());
+      const double lo = lv ? lv->getMin(rangeName) : -inf, hi = lv ? lv->getMax(rangeName) : inf;
+      key.push_back(RooNumber::isInfinite(lo) ? -inf : lo);
+      key.push_back(RooNumber::isInfinite(hi) ? inf : hi);
    }
    for (std::size_t i = 0; i < m.n_context(); ++i)
       key.push_back(static_cast<const RooAbsReal &>(_context[i]).getVal());
@@ -220,6 +224,11 @@ const rooml::BoxMass &RooFlowPdf::boxMassEntry(const char *rangeName) const
    auto found = entries.find(key);
    if (found != entries.end())
       return found->second;
+   if (entries.size() == 64 && m.n_context() > 0)
+      coutW(Integration) << "RooFlowPdf '" << GetName() << "': 64 box masses computed (one per context value): "
+                         << "with a context that varies per event and a range that cuts the support, every event "
+                         << "costs one quasi-Monte-Carlo integral (exact and cheap only for one-dimensional flows)"
+                         << std::endl;
    if (entries.size() > 4096)
       entries.clear(); // bounded memory when a context varies per event
    std::vector<double> low(d), high(d);
