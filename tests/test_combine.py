@@ -464,6 +464,8 @@ def _readme_nsbi_workspace(ROOT, folder: Path, *, only_index: bool = False):
     from rooml.export import export_ratio
     from rooml.models import RatioConfig, train_ratio
 
+    folder = folder / ("only_index" if only_index else "features")
+    folder.mkdir()
     rng = np.random.default_rng(7)
     features = ["x0", "x1"]
     reference = {n: rng.normal(0.0, 1.0, 3000) for n in features}
@@ -487,7 +489,7 @@ def _readme_nsbi_workspace(ROOT, folder: Path, *, only_index: bool = False):
     data = rr.dataset_with_index({n: events[:, i] for i, n in enumerate(features)}, index, variables=x_vars,
                                  name="data")
     ws = rr.to_workspace(model, data, name="nsbi")
-    path = folder / ("nsbi_only_index.root" if only_index else "nsbi.root")
+    path = folder / "nsbi.root"
     write_workspace(ws, path)
     return path
 
@@ -508,10 +510,10 @@ def test_readme_nsbi_path_into_rooml_combine(roofit, inputs, tmp_path):
 
     broken = _readme_nsbi_workspace(roofit, tmp_path, only_index=True)
     bad_out = tmp_path / "broken.root"
-    with pytest.raises(ValueError, match="cannot be evaluated on the combined dataset"):
+    with pytest.raises(ValueError, match="the observable 'event_index' of a ModelConfig is not a variable"):
         combine(inputs[0], broken, rename={"mu": "SigXsecOverSM"})
     res = _rooml("combine", "--histfactory", inputs[0], "--unbinned", broken, "--poi-map", "mu=SigXsecOverSM",
                  "-o", bad_out, "--fit")
-    assert res.returncode != 0
+    assert res.returncode != 0 and "event_index" in res.stderr
     assert not bad_out.exists()
     assert not list(tmp_path.glob(".*.tmp.root"))

@@ -472,6 +472,9 @@ def combine(
 
     observables = ROOT.RooArgSet()
     for n in _names(hf_obs) + [rename.get(n, n) for n in _names(unb_obs)]:
+        if not ws.arg(n):
+            raise ValueError(f"the observable '{n}' of a ModelConfig is not a variable of its model (the "
+                             "unbinned pdf reads other columns): list the model's observables in its ModelConfig")
         observables.add(ws.arg(n))
     data = _combined_data(ROOT, hf_data, unb_data, observables, ws_category, channel_name, rename, data_name)
     ws.Import(data, silence)

@@ -11,7 +11,7 @@ from rooml.infer.limits import (
     expected_sqrt_q,
 )
 from rooml.infer.neyman import Belt, belt_from_statistics, coverage, neyman_belt
-from rooml.infer.scan import Envelope, ScanResult, discovery_significance, envelope, profile_scan
+from rooml.infer.scan import Envelope, ScanResult, discovery_significance, envelope, profile_scan, scan_range
 from rooml.infer.spurious import SpuriousSignal, spurious_signal
 from rooml.infer.toys import ToyResults, positive_reference_weights, run_toys
 
@@ -45,5 +45,6 @@ __all__ = [
     "profile_scan",
     "pulls",
     "run_toys",
+    "scan_range",
     "spurious_signal",
 ]
