@@ -459,7 +459,7 @@ int combined_nll(const char *path)
 
 
 def _readme_nsbi_workspace(ROOT, folder: Path, *, only_index: bool = False):
-    """The README's NSBI path with tiny trained ratio networks: ratio_function inputs, features as columns."""
+    """Write the README's NSBI path with tiny trained ratio networks (ratio_function inputs)."""
     import rooml.roofit as rr
     from rooml.export import export_ratio
     from rooml.models import RatioConfig, train_ratio
@@ -495,14 +495,16 @@ def _readme_nsbi_workspace(ROOT, folder: Path, *, only_index: bool = False):
 
 
 def test_readme_nsbi_path_into_rooml_combine(roofit, inputs, tmp_path):
-    """A workspace of ratio_function inputs lists the features as observables and combines and fits end to end;
-    a combination that cannot be evaluated leaves no output file."""
+    """A workspace of ratio_function inputs lists the features as observables, combines and fits end to end.
+
+    A combination that cannot be evaluated leaves no output file.
+    """
     nsbi_path = _readme_nsbi_workspace(roofit, tmp_path)
     mc = model_config(load_workspace(nsbi_path))
     assert sorted(v.GetName() for v in mc.GetObservables()) == ["x0", "x1"]
     out = tmp_path / "combined.root"
-    res = _rooml("combine", "--histfactory", inputs[0], "--unbinned", nsbi_path, "--poi-map", "mu=SigXsecOverSM",
-                 "-o", out, "--fit")
+    res = _rooml("combine", "--histfactory", inputs[0], "--unbinned", nsbi_path,
+                 "--poi-map", "mu=SigXsecOverSM", "-o", out, "--fit")
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"SigXsecOverSM\s+=\s+\S+ \+- \S+", res.stdout), res.stdout
     combined = load_workspace(out)

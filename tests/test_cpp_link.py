@@ -1,6 +1,8 @@
-"""C++ users: the ROOT-free core as the CMake target rooml::core, and libRooML linked with the flags
-``rooml config --cflags --libs`` prints, used exactly as printed.  Both programs evaluate a small flow and
-are compared with the Python module (the same compiled core: 1e-12)."""
+"""C++ users: the ROOT-free core as the CMake target rooml::core, and libRooML linked as printed.
+
+The flags are those ``rooml config --cflags --libs`` prints, used exactly as printed.  Both programs evaluate
+a small flow and are compared with the Python module (the same compiled core: 1e-12).
+"""
 from __future__ import annotations
 
 import subprocess

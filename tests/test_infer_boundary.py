@@ -1,4 +1,4 @@
-"""Scans and intervals at and away from a parameter's limit, against a Poisson counting model's analytic profile.
+"""Scans and intervals at and away from a parameter's limit, against a Poisson counting model's profile.
 
 n ~ Pois(mu s + b) with mu >= 0: t(mu) = 2 [(mu s + b) - n ln(mu s + b)] - its minimum over mu >= 0.  With
 n < b the best fit sits at the limit mu = 0 (Hesse's error there says nothing about the allowed side).

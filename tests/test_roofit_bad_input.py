@@ -136,7 +136,7 @@ def test_flow_dataset_without_a_feature(roofit, tmp_path):
 
 
 def _dataset_with_values(ROOT, variables, values):
-    """A RooDataSet filled row by row (RooDataSet.add keeps NaN, unlike from_numpy)."""
+    """Fill a RooDataSet row by row (RooDataSet.add keeps NaN, unlike from_numpy)."""
     data = ROOT.RooDataSet("d", "d", ROOT.RooArgSet(*variables))
     for row in values:
         for var, v in zip(variables, row):
@@ -145,17 +145,19 @@ def _dataset_with_values(ROOT, variables, values):
     return data
 
 
-@pytest.mark.parametrize("bad, why", [(np.nan, "value nan is not finite"), (np.inf, "value inf is not finite"),
+@pytest.mark.parametrize("bad, why", [(np.nan, "value nan is not finite"),
+                                      (np.inf, "value inf is not finite"),
                                       (-0.5, r"value -0.5 is outside the flow's support \[0, 5\]")])
 def test_flow_fit_with_a_bad_event_raises_naming_it(roofit, tmp_path, bad, why):
-    """A NaN/inf or out-of-support event stops fitTo and createNLL with the event's index, variable and value."""
+    """A NaN/inf or out-of-support event stops fitTo and createNLL naming the event, variable and value."""
     from flow_factory import random_flow
     from rooml.export import export_flow
 
     ROOT = roofit
     rng = np.random.default_rng(6)
     path = export_flow(random_flow("coupling", features=2), tmp_path / "f.onnx", features=["a", "b"],
-                       support=[(-5.0, 5.0), (0.0, 5.0)], reference_inputs=(np.abs(rng.normal(size=(32, 2))), None))
+                       support=[(-5.0, 5.0), (0.0, 5.0)],
+                       reference_inputs=(np.abs(rng.normal(size=(32, 2))), None))
     a, b = ROOT.RooRealVar("a", "a", 0, -5, 5), ROOT.RooRealVar("b", "b", 1, -1, ROOT.RooNumber.infinity())
     pdf = ROOT.RooFlowPdf("flow", "flow", ROOT.RooArgList(a, b), ROOT.RooArgList(), str(path))
     values = np.abs(rng.normal(size=(40, 2)))
@@ -180,9 +182,9 @@ def test_nsbi_fit_with_a_nan_feature_raises_naming_it(roofit, idx, tmp_path):
     """A NaN feature of a RooRatioFunction input stops the NSBI fit (RooNSBINLL and RooFit's NLL) by name."""
     import torch
     from rooml.export import export_ratio
+    from rooml.infer import fit
     from rooml.models import Preprocessing, RatioConfig, TrainedRatio
     from rooml.models.ratio import RatioNet
-    from rooml.infer import fit
     from rooml.roofit import ratio_function
 
     ROOT = roofit

@@ -32,7 +32,7 @@ def cmake_dir() -> Path:
 
 
 def _build_config() -> dict:
-    """What the build recorded about the ROOT libRooML was linked against (``lib/rooml_build.json``)."""
+    """Read what the build recorded about the ROOT libRooML was linked against (``lib/rooml_build.json``)."""
     import json
 
     path = library_dir() / "rooml_build.json"
@@ -48,7 +48,8 @@ def cflags() -> str:
     """Compiler flags for code using rooml's headers and libRooML's ROOT (C++ standard, include paths)."""
     config = _build_config()
     dirs = [str(include_dir()), *config["root_include_dirs"]]
-    return " ".join([f"-std=c++{config['cxx_standard']}", "-pthread", *(f"-I{d}" for d in dict.fromkeys(dirs))])
+    includes = [f"-I{d}" for d in dict.fromkeys(dirs)]
+    return " ".join([f"-std=c++{config['cxx_standard']}", "-pthread", *includes])
 
 
 def libs() -> str:

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--cflags", action="store_true",
                         help="compiler flags: C++ standard, rooml's and ROOT's include directories")
     config.add_argument("--libs", action="store_true",
-                        help="linker flags for libRooML and RooFit (g++ main.cpp $(rooml config --cflags --libs))")
+                        help="linker flags for libRooML and RooFit "
+                             "(g++ main.cpp $(rooml config --cflags --libs))")
     config.add_argument("--core-libs", action="store_true",
                         help="linker flags for the ROOT-free core libroomlcore alone")
     config.set_defaults(func=_config)

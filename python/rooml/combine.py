@@ -474,7 +474,8 @@ def combine(
     for n in _names(hf_obs) + [rename.get(n, n) for n in _names(unb_obs)]:
         if not ws.arg(n):
             raise ValueError(f"the observable '{n}' of a ModelConfig is not a variable of its model (the "
-                             "unbinned pdf reads other columns): list the model's observables in its ModelConfig")
+                             "unbinned pdf reads other columns): list the model's observables in its "
+                             "ModelConfig")
         observables.add(ws.arg(n))
     data = _combined_data(ROOT, hf_data, unb_data, observables, ws_category, channel_name, rename, data_name)
     ws.Import(data, silence)
@@ -504,7 +505,7 @@ def combine(
 
 
 def _check_likelihood(ROOT, mc, data) -> None:
-    """Build and evaluate the combined NLL once, so a model that cannot be fitted fails before anything is written."""
+    """Evaluate the combined NLL once: a model that cannot be fitted fails before anything is written."""
     try:
         nll = mc.GetPdf().createNLL(
             data, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.Offset("off"),
@@ -513,7 +514,9 @@ def _check_likelihood(ROOT, mc, data) -> None:
         value = nll.getVal()
     except Exception as err:  # RooFit's and rooml's C++ errors arrive as cppyy exceptions
         message = str(err).strip().splitlines()[-1].strip()
-        raise ValueError(f"the combined model cannot be evaluated on the combined dataset: {message}") from None
+        raise ValueError(
+            f"the combined model cannot be evaluated on the combined dataset: {message}"
+        ) from None
     if not np.isfinite(value):
         raise ValueError(f"the combined NLL is {value} at the stored parameter values; nothing was written")
 

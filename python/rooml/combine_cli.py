@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="profile-likelihood scan of the POI at N points where t <= 6.25 (2.5 sigma), found from the "
-        "profile likelihood and cut at the POI's limits; prints the 68.3%% CL interval (one-sided at a limit)",
+        "profile likelihood and cut at the POI's limits; prints the 68.3%% CL interval "
+        "(one-sided at a limit)",
     )
     p.set_defaults(func=run)
 

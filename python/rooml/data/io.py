@@ -332,7 +332,8 @@ def to_roodataset(
             finite = np.isfinite(x)
             outside = finite & ~((x >= lo) & (x <= hi))
             where = f"the range [{lo:g}, {hi:g}] of RooRealVar {n!r}"
-        for cause, mask, what in (("nonfinite", ~finite, "not finite"), ("out_of_range", outside, f"outside {where}")):
+        causes = (("nonfinite", ~finite, "not finite"), ("out_of_range", outside, f"outside {where}"))
+        for cause, mask, what in causes:
             if mask.any():
                 first = int(np.flatnonzero(mask)[0])
                 problems[cause].append(f"column {n!r}: {int(mask.sum())} of {n_events} events {what} "

@@ -45,8 +45,10 @@ class ScanResult:
         return bool(np.min(np.abs(self.values - limit)) <= 1e-9 * span)
 
     def describe_interval(self, level: float = 1.0) -> str:
-        """The interval as text, saying which end is the parameter's limit, e.g.
-        ``"[0, 0.83] (lower end at the parameter's boundary)"``."""
+        """Describe the interval as text, saying which end is the parameter's limit.
+
+        E.g. ``"[0, 0.83] (lower end at the parameter's boundary)"``.
+        """
         lo, hi = self.interval(level)
         notes = []
         if np.isfinite(self.low) and lo == self.low:
@@ -124,7 +126,7 @@ def profile_scan(model, data, poi, values, *, constraints=None, extended: bool |
 
 
 def _limits(poi) -> tuple[float, float]:
-    """The POI's limits, with RooFit's infinity (1e30) as numpy's."""
+    """Return the POI's limits, with RooFit's infinity (1e30) as numpy's."""
     import ROOT
 
     lo, hi = poi.getMin(), poi.getMax()
@@ -133,7 +135,7 @@ def _limits(poi) -> tuple[float, float]:
 
 def scan_range(model, data, poi, *, n_sigma: float = 2.5, constraints=None, extended: bool | None = None,
                max_steps: int = 40) -> tuple[float, float]:
-    """The range of ``poi`` where t(mu) <= n_sigma**2, found from the profile likelihood itself.
+    """Find the range of ``poi`` where t(mu) <= n_sigma**2 from the profile likelihood itself.
 
     Hesse's error of a parameter fitted at (or near) one of its limits says little about the curve on the
     allowed side (e.g. mu = 1e-12 +- 1e-4 at mu >= 0): each side is searched by profile fits instead,
@@ -161,7 +163,7 @@ def scan_range(model, data, poi, *, n_sigma: float = 2.5, constraints=None, exte
             end = limit
             for _ in range(max_steps):
                 mu = mu_hat + direction * step
-                if (mu - limit) * direction >= 0:  # at or beyond the limit: the side ends there if t stays low
+                if (mu - limit) * direction >= 0:  # at or beyond the limit: the side ends there if t is low
                     mu = limit
                     if not np.isfinite(mu):
                         break

@@ -206,8 +206,8 @@ def dataset_with_index(
         finite = np.isfinite(arr)
         if not finite.all():
             first = int(np.flatnonzero(~finite)[0])
-            raise ValueError(f"dataset_with_index: column '{key}': {int((~finite).sum())} of {count} events are not "
-                             f"finite (first: event {first}, value {float(arr[first])!r})")
+            raise ValueError(f"dataset_with_index: column '{key}': {int((~finite).sum())} of {count} events "
+                             f"are not finite (first: event {first}, value {float(arr[first])!r})")
     vars_ = list(variables) if variables is not None else []
     have = {v.GetName() for v in vars_}
     for var in vars_:
@@ -217,9 +217,9 @@ def dataset_with_index(
         outside = ~((arr >= var.getMin()) & (arr <= var.getMax()))
         if outside.any():
             first = int(np.flatnonzero(outside)[0])
-            raise ValueError(f"dataset_with_index: column '{var.GetName()}': {int(outside.sum())} of {count} events "
-                             f"outside the range [{var.getMin():g}, {var.getMax():g}] of its variable (first: event "
-                             f"{first}, value {float(arr[first])!r})")
+            raise ValueError(f"dataset_with_index: column '{var.GetName()}': {int(outside.sum())} of {count} "
+                             f"events outside the range [{var.getMin():g}, {var.getMax():g}] of its variable "
+                             f"(first: event {first}, value {float(arr[first])!r})")
     for key, arr in arrays.items():
         if key not in have and key != index_var.GetName():
             lo, hi = (float(arr.min()), float(arr.max())) if len(arr) else (0.0, 1.0)

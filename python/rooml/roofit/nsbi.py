@@ -119,7 +119,8 @@ def nsbi_model(
     dict
         ``pdf`` (the full model to fit), ``nsbi`` (the ``RooNSBIPdf``), ``constraints``, ``poi``,
         ``nuisance_parameters``, ``global_observables``, ``observables`` (the index if an input is a
-        per-event array or column, the features of function inputs such as ``RooRatioFunction``), ``expected_events``
+        per-event array or column, the features of function inputs such as ``RooRatioFunction``),
+        ``expected_events``
         (a ``RooNSBIYield`` for nu(mu, alpha)), ``coefficients``, ``processes``, ``columns``
         (``{("r", process) or ("lo"/"hi", process, np): RooEventColumn}``) and ``keep`` (objects that must
         stay alive as long as the model).
@@ -270,8 +271,11 @@ def nsbi_model(
 
 
 def _input_observables(inputs, index_var, parameters) -> list:
-    """The dataset columns the per-event inputs read: the index (for ``RooEventColumn`` inputs) and the
-    features of function inputs such as ``RooRatioFunction``, in order of first use."""
+    """Return the dataset columns the per-event inputs read.
+
+    The index (for ``RooEventColumn`` inputs) first, then the features of function inputs such as
+    ``RooRatioFunction`` in order of first use.
+    """
     skip = {p.GetName() for p in parameters}
     found = {}
     for obj in inputs:
