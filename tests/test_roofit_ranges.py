@@ -124,6 +124,10 @@ def test_support_containing_range_is_exactly_one(flow2d, roofit):
     pdf, x, y, _ = _pdf(ROOT, flow2d, [(-inf, inf), (-inf, inf)])
     assert pdf.createIntegral(ROOT.RooArgSet(x, y)).getVal() == 1.0
     assert pdf.boxMassRelativeError() == 0.0
+    # 1e30 (RooFit's infinity before ROOT 6.30, rooml's builders' "no limit") is unbounded too
+    wide, x, y, _ = _pdf(ROOT, flow2d, [(-1e30, 1e30), (-1e30, 1e30)])
+    assert wide.boxMass() == 1.0
+    assert wide.boxMassRelativeError() == 0.0
 
 
 def test_one_dimensional_flow_uses_exact_cdf(flow1d, roofit):

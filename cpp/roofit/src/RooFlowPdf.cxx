@@ -206,13 +206,14 @@ const rooml::BoxMass &RooFlowPdf::boxMassEntry(const char *rangeName) const
    const std::size_t d = m.n_features();
    std::vector<double> key;
    key.reserve(2 * d + m.n_context() + 2);
-   // RooFit's infinity is RooNumber::infinity() (1e30): such a bound is unbounded, as RooFit itself reads it.
+   // A bound at or beyond 1e30 is unbounded: RooFit's infinity before ROOT 6.30, still used for "no limit".
    const double inf = std::numeric_limits<double>::infinity();
+   auto unbounded = [](double v) { return RooNumber::isInfinite(v) || std::abs(v) >= 1e30; };
    for (std::size_t i = 0; i < d; ++i) {
       auto *lv = dynamic_cast<const RooAbsRealLValue *>(&_features[i]);
       const double lo = lv ? lv->getMin(rangeName) : -inf, hi = lv ? lv->getMax(rangeName) : inf;
-      key.push_back(RooNumber::isInfinite(lo) ? -inf : lo);
-      key.push_back(RooNumber::isInfinite(hi) ? inf : hi);
+      key.push_back(unbounded(lo) ? -inf : lo);
+      key.push_back(unbounded(hi) ? inf : hi);
    }
    for (std::size_t i = 0; i < m.n_context(); ++i)
       key.push_back(static_cast<const RooAbsReal &>(_context[i]).getVal());
