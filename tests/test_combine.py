@@ -456,3 +456,66 @@ int combined_nll(const char *path)
    return 0;
 }
 """
+
+
+def _readme_nsbi_workspace(ROOT, folder: Path, *, only_index: bool = False):
+    """Write the README's NSBI path with tiny trained ratio networks (ratio_function inputs)."""
+    import rooml.roofit as rr
+    from rooml.export import export_ratio
+    from rooml.models import RatioConfig, train_ratio
+
+    folder = folder / ("only_index" if only_index else "features")
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    features = ["x0", "x1"]
+    reference = {n: rng.normal(0.0, 1.0, 3000) for n in features}
+    signal = {n: rng.normal(0.7, 0.8, 3000) for n in features}
+    config = RatioConfig(hidden=(8,))
+    files = {}
+    for proc, numerator in (("S", signal), ("B", reference)):
+        net = train_ratio(numerator, reference, features=features, config=config, epochs=2, progress=False,
+                          support=[(-10.0, 10.0)] * 2, seed=1)
+        files[proc] = export_ratio(net, folder / f"ratio_{proc}.onnx")
+    x = rr.ratio_variables(files["S"])
+    ratios = {p: rr.ratio_function(f"r_{p}", files[p], x) for p in files}
+    index = rr.index_variable()
+    model = rr.nsbi_model("nsbi", index, yields={"S": 20.0, "B": 200.0}, coefficients={"S": "mu", "B": "1"},
+                          ratios=ratios)
+    assert {v.GetName() for v in model["observables"]} == set(features)
+    if only_index:  # what to_workspace recorded before: the features were lost in the combination
+        model["observables"] = [index]
+    events = np.concatenate([rng.normal(0.0, 1.0, (200, 2)), rng.normal(0.7, 0.8, (20, 2))])
+    x_vars = [x.at(i) for i in range(x.size())]
+    data = rr.dataset_with_index({n: events[:, i] for i, n in enumerate(features)}, index, variables=x_vars,
+                                 name="data")
+    ws = rr.to_workspace(model, data, name="nsbi")
+    path = folder / "nsbi.root"
+    write_workspace(ws, path)
+    return path
+
+
+def test_readme_nsbi_path_into_rooml_combine(roofit, inputs, tmp_path):
+    """A workspace of ratio_function inputs lists the features as observables, combines and fits end to end.
+
+    A combination that cannot be evaluated leaves no output file.
+    """
+    nsbi_path = _readme_nsbi_workspace(roofit, tmp_path)
+    mc = model_config(load_workspace(nsbi_path))
+    assert sorted(v.GetName() for v in mc.GetObservables()) == ["x0", "x1"]
+    out = tmp_path / "combined.root"
+    res = _rooml("combine", "--histfactory", inputs[0], "--unbinned", nsbi_path,
+                 "--poi-map", "mu=SigXsecOverSM", "-o", out, "--fit")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.search(r"SigXsecOverSM\s+=\s+\S+ \+- \S+", res.stdout), res.stdout
+    combined = load_workspace(out)
+    assert {"x0", "x1"} <= {v.GetName() for v in model_config(combined).GetObservables()}
+
+    broken = _readme_nsbi_workspace(roofit, tmp_path, only_index=True)
+    bad_out = tmp_path / "broken.root"
+    with pytest.raises(ValueError, match="the observable 'event_index' of a ModelConfig is not a variable"):
+        combine(inputs[0], broken, rename={"mu": "SigXsecOverSM"})
+    res = _rooml("combine", "--histfactory", inputs[0], "--unbinned", broken, "--poi-map", "mu=SigXsecOverSM",
+                 "-o", bad_out, "--fit")
+    assert res.returncode != 0 and "event_index" in res.stderr
+    assert not bad_out.exists()
+    assert not list(tmp_path.glob(".*.tmp.root"))

@@ -148,8 +148,40 @@ def test_to_roodataset_errors_name_column_and_count():
     nan = s.select(np.arange(50))
     nan.columns["m_yy"] = nan["m_yy"].copy()
     nan.columns["m_yy"][:3] = np.nan
-    with pytest.raises(ValueError, match="column 'm_yy': 3 of 50"):
+    want = "column 'm_yy': 3 of 50 events not finite \\(first: event 0, value nan\\)"
+    with pytest.raises(ValueError, match=want):
         io.to_roodataset(nan, [m])
+
+
+def test_to_roodataset_nonfinite_is_not_out_of_range_and_drops_count_per_cause():
+    s = bbyy.generate("background", 400, seed=10)
+    m = ROOT.RooRealVar("m_yy", "m_yy", 90, 180)
+    pt = ROOT.RooRealVar("pt_bb", "pt_bb", 0, 1e4)
+    bad = s.select(np.arange(400))
+    bad.columns["m_yy"] = np.where(np.isin(np.arange(400), [7, 9]), np.nan, bad["m_yy"])
+    bad.columns["pt_bb"] = bad["pt_bb"].copy()
+    bad.columns["pt_bb"][11] = np.inf
+    bad.columns["m_yy"][20] = 200.0  # finite, outside [90, 180]
+    assert np.all((s["m_yy"] >= 90) & (s["m_yy"] <= 180) & np.isfinite(s["pt_bb"]) & (s["pt_bb"] < 1e4))
+    with pytest.raises(ValueError) as err:
+        io.to_roodataset(bad, [m, pt])
+    text = str(err.value)
+    assert "column 'm_yy': 2 of 400 events not finite (first: event 7, value nan)" in text
+    assert "column 'pt_bb': 1 of 400 events not finite (first: event 11, value inf)" in text
+    assert "column 'm_yy': 1 of 400 events outside the range [90, 180]" in text
+    assert "event 20, value 200.0" in text
+    # dropping one cause does not drop the other under its label
+    with pytest.raises(ValueError, match="not finite") as err:
+        io.to_roodataset(bad, [m, pt], out_of_range="drop")
+    assert "outside" not in str(err.value)
+    with pytest.raises(ValueError, match="outside the range") as err:
+        io.to_roodataset(bad, [m, pt], nonfinite="drop")
+    assert "not finite" not in str(err.value)
+    with pytest.warns(UserWarning, match="dropped 3 events with non-finite values and 1 events outside"):
+        ds = io.to_roodataset(bad, [m, pt], nonfinite="drop", out_of_range="drop")
+    assert ds.numEntries() == 396
+    assert ds._rooml_dropped == {"nonfinite": 3, "out_of_range": 1}
+    assert ds.sumEntries() == pytest.approx(np.sum(np.delete(bad.weight, [7, 9, 11, 20])), rel=1e-12)
 
 
 def test_to_roodataset_category():

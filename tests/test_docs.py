@@ -15,8 +15,8 @@ import pytest
 from doc_blocks import RUN, SHOW, blocks, write_driver
 
 REPO = Path(__file__).resolve().parents[1]
-OTHER_BRANCHES = {"own_models.md"}  # its examples are tested by its own tests
-DOCS = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p.name not in OTHER_BRANCHES)]
+TESTED_BY_OWN_TESTS = {"own_models.md"}  # test_doc_own_models.py and test_own_models_doc.py run it
+DOCS = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p.name not in TESTED_BY_OWN_TESTS)]
 
 # Blocks not run, each for a stated reason (a new skip must be added here on purpose).
 SKIPPED = {
@@ -30,13 +30,8 @@ SKIPPED = {
         "benchmarks (tens of minutes)",
 }
 
-# Blocks that fail until another branch is merged (each must fail; remove the entry once it passes).
-KNOWN_FAILURES = {
-    ("README.md", "rooml combine --histfactory hf.root --unbinned nsbi.root --poi-map mu=SigXsecOverSM -o "
-                  "combined.root --fit --scan 5"):
-        "to_workspace lists only event_index as observable of a ratio_function model (issue 13 item 4, "
-        "fixed on the branch of items 2-6)",
-}
+# Blocks known to fail, with the reason (each must fail; remove the entry once it passes).
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _rel(path: Path) -> str:

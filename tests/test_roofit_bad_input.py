@@ -133,3 +133,78 @@ def test_flow_dataset_without_a_feature(roofit, tmp_path):
 
     want_nll = -np.sum(rooml.load(path).log_prob(values, None))
     assert pdf.createNLL(both, ROOT.RooFit.EvalBackend("cpu")).getVal() == pytest.approx(want_nll, rel=1e-10)
+
+
+def _dataset_with_values(ROOT, variables, values):
+    """Fill a RooDataSet row by row (RooDataSet.add keeps NaN, unlike from_numpy)."""
+    data = ROOT.RooDataSet("d", "d", ROOT.RooArgSet(*variables))
+    for row in values:
+        for var, v in zip(variables, row):
+            var.setVal(float(v))
+        data.add(ROOT.RooArgSet(*variables))
+    return data
+
+
+@pytest.mark.parametrize("bad, why", [(np.nan, "value nan is not finite"),
+                                      (np.inf, "value inf is not finite"),
+                                      (-0.5, r"value -0.5 is outside the flow's support \[0, 5\]")])
+def test_flow_fit_with_a_bad_event_raises_naming_it(roofit, tmp_path, bad, why):
+    """A NaN/inf or out-of-support event stops fitTo and createNLL naming the event, variable and value."""
+    from flow_factory import random_flow
+    from rooml.export import export_flow
+
+    ROOT = roofit
+    rng = np.random.default_rng(6)
+    path = export_flow(random_flow("coupling", features=2), tmp_path / "f.onnx", features=["a", "b"],
+                       support=[(-5.0, 5.0), (0.0, 5.0)],
+                       reference_inputs=(np.abs(rng.normal(size=(32, 2))), None))
+    a, b = ROOT.RooRealVar("a", "a", 0, -5, 5), ROOT.RooRealVar("b", "b", 1, -1, ROOT.RooNumber.infinity())
+    pdf = ROOT.RooFlowPdf("flow", "flow", ROOT.RooArgList(a, b), ROOT.RooArgList(), str(path))
+    values = np.abs(rng.normal(size=(40, 2)))
+    values[13, 1] = bad
+    values[20, 1] = np.nan  # a later bad event is not the one reported
+    data = _dataset_with_values(ROOT, [a, b], values)
+    frac = ROOT.RooRealVar("frac", "frac", 0.5, 0, 1)
+    uniform = ROOT.RooUniform("u", "u", ROOT.RooArgSet(a, b))
+    model = ROOT.RooAddPdf("model", "model", ROOT.RooArgList(pdf, uniform), ROOT.RooArgList(frac))
+    want = rf"RooFlowPdf 'flow': event 13, variable 'b': {why}"
+    with pytest.raises(Exception, match=want):
+        model.fitTo(data, ROOT.RooFit.PrintLevel(-1), ROOT.RooFit.EvalBackend("cpu"))
+    with pytest.raises(Exception, match=want):
+        pdf.createNLL(data, ROOT.RooFit.EvalBackend("cpu")).getVal()
+    from rooml.infer import fit
+
+    with pytest.raises(Exception, match=want):
+        fit(model, data)
+
+
+def test_nsbi_fit_with_a_nan_feature_raises_naming_it(roofit, idx, tmp_path):
+    """A NaN feature of a RooRatioFunction input stops the NSBI fit (RooNSBINLL and RooFit's NLL) by name."""
+    import torch
+    from rooml.export import export_ratio
+    from rooml.infer import fit
+    from rooml.models import Preprocessing, RatioConfig, TrainedRatio
+    from rooml.models.ratio import RatioNet
+    from rooml.roofit import ratio_function
+
+    ROOT = roofit
+    names = ["x0", "x1"]
+    files = {}
+    for k, seed in (("S", 1), ("B", 2)):
+        torch.manual_seed(seed)
+        config = RatioConfig(hidden=(8,))
+        net = TrainedRatio(net=RatioNet(2, config), config=config, preprocessing=Preprocessing([], names),
+                           features=names, support=[(-8.0, 8.0)] * 2, log_correction=0.0, seed=seed)
+        files[k] = export_ratio(net, tmp_path / f"{k}.onnx",
+                                reference_inputs=np.random.default_rng(0).uniform(-3, 3, (64, 2)))
+    xs = [ROOT.RooRealVar(n, n, 0.0, -6, 6) for n in names]
+    x = np.random.default_rng(3).normal(size=(30, 2))
+    x[13, 1] = np.nan
+    data = _dataset_with_values(ROOT, xs, x)
+    funcs = {k: ratio_function(f"r_{k}", files[k], xs) for k in files}
+    m = nsbi_model("m", idx, yields=YIELDS, coefficients=COEFFICIENTS, ratios=funcs)
+    want = r"event 13, variable 'x1': value is not finite \(nan\)"
+    with pytest.raises(Exception, match=want):
+        fit(m["pdf"], data)
+    with pytest.raises(Exception, match=want):
+        m["pdf"].fitTo(data, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.PrintLevel(-1))

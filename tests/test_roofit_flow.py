@@ -46,7 +46,9 @@ def test_values_match_core(conditional_flow, roofit):
     for xa, xb, xm in rng.normal(size=(20, 3)):
         a.setVal(xa), b.setVal(xb), m.setVal(xm)
         want = np.exp(core.log_prob(np.array([[xa, xb]]), np.array([[xm]]))[0])
-        assert pdf.getVal(norm) == pytest.approx(want, rel=1e-12)
+        assert pdf.getVal() == pytest.approx(want, rel=1e-12)
+        # normalized over the box [-20, 20]^2: the density divided by its mass there (test_roofit_ranges.py)
+        assert pdf.getVal(norm) == pytest.approx(want / pdf.boxMass(), rel=1e-12)
 
 
 def _nll(ROOT, pdf, data, *conditional):
@@ -60,7 +62,8 @@ def _nll(ROOT, pdf, data, *conditional):
 def test_batch_evaluation_matches_core(conditional_flow, roofit):
     """DoEval over a dataset (context varies per event) gives the core's log_prob: NLL = -sum log p."""
     ROOT = roofit
-    a, b, m = (ROOT.RooRealVar(n, n, 0.0, -20, 20) for n in ("a", "b", "m"))
+    inf = ROOT.RooNumber.infinity()  # ranges containing the support: normalized by construction
+    a, b, m = (ROOT.RooRealVar(n, n, 0.0, -inf, inf) for n in ("a", "b", "m"))
     pdf = ROOT.RooFlowPdf("f", "f", ROOT.RooArgList(a, b), ROOT.RooArgList(m), str(conditional_flow))
     rng = np.random.default_rng(2)
     cols = {"a": rng.normal(size=500), "b": rng.normal(size=500), "m": rng.normal(size=500)}

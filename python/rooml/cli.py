@@ -30,9 +30,11 @@ def _config(args: argparse.Namespace) -> int:
         print(_paths.include_dir())
     if args.cmakedir:
         print(_paths.cmake_dir())
-    if args.libs:
-        print(f"-L{_paths.library_dir()} -Wl,-rpath,{_paths.library_dir()} -lRooML")
-    if not (args.libdir or args.incdir or args.cmakedir or args.libs):
+    flags = [f() for wanted, f in ((args.cflags, _paths.cflags), (args.libs, _paths.libs),
+                                   (args.core_libs, _paths.core_libs)) if wanted]
+    if flags:
+        print(" ".join(flags))
+    if not (args.libdir or args.incdir or args.cmakedir or flags):
         from rooml import __version__
 
         print(f"rooml {__version__}\n  libdir   {_paths.library_dir()}\n  incdir   {_paths.include_dir()}"
@@ -80,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="directory of libRooML (add to ROOT's library path)")
     config.add_argument("--incdir", action="store_true", help="directory of rooml's headers")
     config.add_argument("--cmakedir", action="store_true", help="directory of roomlConfig.cmake")
-    config.add_argument("--libs", action="store_true", help="linker flags for libRooML")
+    config.add_argument("--cflags", action="store_true",
+                        help="compiler flags: C++ standard, rooml's and ROOT's include directories")
+    config.add_argument("--libs", action="store_true",
+                        help="linker flags for libRooML and RooFit "
+                             "(g++ main.cpp $(rooml config --cflags --libs))")
+    config.add_argument("--core-libs", action="store_true",
+                        help="linker flags for the ROOT-free core libroomlcore alone")
     config.set_defaults(func=_config)
 
     demo = sub.add_parser("demo", help="HI-SIGMA end to end: train bbyy flows, export, fit, scan, plot",

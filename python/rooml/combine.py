@@ -477,6 +477,10 @@ def combine(
 
     observables = ROOT.RooArgSet()
     for n in _names(hf_obs) + [rename.get(n, n) for n in _names(unb_obs)]:
+        if not ws.arg(n):
+            raise ValueError(f"the observable '{n}' of a ModelConfig is not a variable of its model (the "
+                             "unbinned pdf reads other columns): list the model's observables in its "
+                             "ModelConfig")
         observables.add(ws.arg(n))
     data = _combined_data(ROOT, hf_data, unb_data, observables, ws_category, channel_name, rename, data_name)
     ws.Import(data, silence)
@@ -500,8 +504,26 @@ def combine(
     mc.SetObservables(observables)
     mc.SetSnapshot(ROOT.RooArgSet(*[ws.var(p) for p in pois]))
     ws.Import(mc)
+    _check_likelihood(ROOT, ws.obj(model_config_name), ws.data(data_name))
     ws._rooml_combination = Combination(channel_name, pois, shared, renames, dropped)
     return ws
+
+
+def _check_likelihood(ROOT, mc, data) -> None:
+    """Evaluate the combined NLL once: a model that cannot be fitted fails before anything is written."""
+    try:
+        nll = mc.GetPdf().createNLL(
+            data, ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.Offset("off"),
+            ROOT.RooFit.GlobalObservables(mc.GetGlobalObservables()),
+        )
+        value = nll.getVal()
+    except Exception as err:  # RooFit's and rooml's C++ errors arrive as cppyy exceptions
+        message = str(err).strip().splitlines()[-1].strip()
+        raise ValueError(
+            f"the combined model cannot be evaluated on the combined dataset: {message}"
+        ) from None
+    if not np.isfinite(value):
+        raise ValueError(f"the combined NLL is {value} at the stored parameter values; nothing was written")
 
 
 def write_workspace(ws, path: str | os.PathLike, *, force: bool = False) -> Path:

@@ -13,7 +13,10 @@ import sys
 
 import numpy as np
 
-__all__ = ["add_parser", "run"]
+__all__ = ["SCAN_SIGMA", "add_parser", "run"]
+
+#: ``--scan`` covers t <= SCAN_SIGMA**2 around the best fit (cut at the POI's limits).
+SCAN_SIGMA = 2.5
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="profile-likelihood scan of the POI at N points over its 2-sigma range",
+        help="profile-likelihood scan of the POI at N points where t <= 6.25 (2.5 sigma), found from the "
+        "profile likelihood and cut at the POI's limits; prints the 68.3%% CL interval "
+        "(one-sided at a limit)",
     )
     p.set_defaults(func=run)
 
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fit_and_scan(ws, mc_name: str, data_name: str, points: int) -> None:
-    from rooml.infer import fit, profile_scan
+    from rooml.infer import fit, profile_scan, scan_range
 
     mc = ws.obj(mc_name)
     pdf, data = mc.GetPdf(), ws.data(data_name)
@@ -120,10 +125,8 @@ def _fit_and_scan(ws, mc_name: str, data_name: str, points: int) -> None:
     if not points:
         return
     poi = mc.GetParametersOfInterest().first()
-    best, err = result[poi.GetName()].value, result[poi.GetName()].error
-    values = np.linspace(max(best - 2.5 * err, poi.getMin()), min(best + 2.5 * err, poi.getMax()), points)
-    scan = profile_scan(pdf, data, poi, values, progress=sys.stderr.isatty())
+    low, high = scan_range(pdf, data, poi, n_sigma=SCAN_SIGMA)
+    scan = profile_scan(pdf, data, poi, np.linspace(low, high, points), progress=sys.stderr.isatty())
     for v, t in zip(scan.values, scan.t):
         print(f"  {poi.GetName()} = {v:10.5g}   t = {t:.4f}")
-    lo, hi = scan.interval(1.0)
-    print(f"{poi.GetName()} = {scan.mu_hat:.4g}  68.3% CL interval [{lo:.4g}, {hi:.4g}]")
+    print(f"{poi.GetName()} = {scan.mu_hat:.4g}  68.3% CL interval {scan.describe_interval(1.0)}")

@@ -36,7 +36,7 @@ struct ShapeColumn {
 /// The per-event inputs of one dataset (or reference sample): n events, J processes, K nuisance parameters.
 /// Built with the constructor and addShape(), then pack() lays every block of kBlock events out contiguously
 /// (weights, r_j, then per shape column g^+, g^-, log g^+, log g^-), so that a pass reads one sequential stream.
-struct EventTable {
+struct ROOML_API EventTable {
   std::size_t n = 0, J = 0, K = 0;
   bool weighted = false;
   std::vector<ShapeColumn> shapes;   ///< columns with a shape effect
@@ -95,7 +95,7 @@ struct Sums {
 
 /// The event sums of `t` at nuisance parameters `alpha` (K) with coefficients `c` (J; nullptr for a reference
 /// sample), up to `order`; `dirs` only for Order::Hessian with coefficients.  See the file comment.
-Sums accumulate(const EventTable& t, const double* alpha, const double* c, Order order,
+ROOML_API Sums accumulate(const EventTable& t, const double* alpha, const double* c, Order order,
                 const Directions* dirs = nullptr, int threads = 0);
 
 }  // namespace rooml::nsbi

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "rooml/api.h"
+
 namespace rooml {
 
 class Preprocessing;
@@ -19,7 +21,7 @@ class GraphModel;
 struct Dense;
 
 /// A density ratio r(x) = p_num(x) / p_den(x) over physical features x.
-class RatioModel {
+class ROOML_API RatioModel {
  public:
   /// Parse an exported `.onnx` ratio model held in memory (`source` names it in errors).
   static std::shared_ptr<const RatioModel> from_bytes(const std::string& bytes,

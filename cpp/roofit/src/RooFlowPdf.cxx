@@ -5,15 +5,22 @@
 #include <RooConstVar.h>
 #include <RooFit/EvalContext.h>
 #include <RooMsgService.h>
+#include <RooNumber.h>
 #include <RooRandom.h>
 
 #include <cmath>
 #include <limits>
 #include <sstream>
 
+#include <map>
+
 #include "ModelFile.h"
 #include "rooml/error.h"
 #include "rooml/flow_model.h"
+
+struct RooFlowPdf::BoxMassCache {
+   std::map<std::vector<double>, rooml::BoxMass> entries;
+};
 
 RooFlowPdf::RooFlowPdf(const char *name, const char *title, const RooArgList &features, const RooArgList &context,
                        const std::vector<unsigned char> &modelBytes)
@@ -46,7 +53,10 @@ RooFlowPdf::RooFlowPdf(const RooFlowPdf &other, const char *name)
      _modelBytes(other._modelBytes),
      _bootstrap(other._bootstrap),
      _model(other._model),
-     _networkEvaluations(other._networkEvaluations)
+     _networkEvaluations(other._networkEvaluations),
+     _integralPrecision(other._integralPrecision),
+     _rangeCutWarning(other._rangeCutWarning),
+     _boxMassCache(other._boxMassCache)
 {
 }
 
@@ -144,14 +154,114 @@ RooFlowPdf::compileForNormSet(RooArgSet const &normSet, RooFit::Detail::CompileC
 
 Int_t RooFlowPdf::getAnalyticalIntegral(RooArgSet &allVars, RooArgSet &analVars, const char * /*rangeName*/) const
 {
-   // Normalized over all features by construction; partial integrals are left to RooFit.
+   // The integral over all features is the box mass (1 over the support); partial integrals are left to RooFit.
    return matchArgs(allVars, analVars, RooArgSet(_features)) ? 1 : 0;
 }
 
-double RooFlowPdf::analyticalIntegral(Int_t code, const char * /*rangeName*/) const
+double RooFlowPdf::analyticalIntegral(Int_t code, const char *rangeName) const
 {
    R__ASSERT(code == 1);
-   return 1.0;
+   return boxMassEntry(rangeName).value;
+}
+
+double RooFlowPdf::boxMass(const char *rangeName) const
+{
+   return boxMassEntry(rangeName).value;
+}
+
+double RooFlowPdf::boxMassRelativeError(const char *rangeName) const
+{
+   return boxMassEntry(rangeName).rel_error;
+}
+
+void RooFlowPdf::setIntegralPrecision(double relativePrecision)
+{
+   if (!(relativePrecision > 0.0 && relativePrecision < 1.0)) {
+      const std::string message = "RooFlowPdf '" + std::string(GetName()) +
+                                  "': the integral precision must be in (0, 1), got " + std::to_string(relativePrecision);
+      coutE(InputArguments) << message << std::endl;
+      throw rooml::Error(message);
+   }
+   _integralPrecision = relativePrecision;
+   if (_boxMassCache)
+      _boxMassCache->entries.clear();
+   setValueDirty();
+}
+
+void RooFlowPdf::setRangeCutWarning(double fraction)
+{
+   if (!(fraction >= 0.0 && fraction <= 1.0)) {
+      const std::string message = "RooFlowPdf '" + std::string(GetName()) +
+                                  "': the range-cut warning fraction must be in [0, 1], got " + std::to_string(fraction);
+      coutE(InputArguments) << message << std::endl;
+      throw rooml::Error(message);
+   }
+   _rangeCutWarning = fraction;
+}
+
+// The cache key holds everything the mass depends on, so a changed range or context value is a new entry.
+const rooml::BoxMass &RooFlowPdf::boxMassEntry(const char *rangeName) const
+{
+   const auto &m = model();
+   const std::size_t d = m.n_features();
+   std::vector<double> key;
+   key.reserve(2 * d + m.n_context() + 2);
+   // A bound at or beyond 1e30 is unbounded: RooFit's infinity before ROOT 6.30, still used for "no limit".
+   const double inf = std::numeric_limits<double>::infinity();
+   auto unbounded = [](double v) { return RooNumber::isInfinite(v) || std::abs(v) >= 1e30; };
+   for (std::size_t i = 0; i < d; ++i) {
+      auto *lv = dynamic_cast<const RooAbsRealLValue *>(&_features[i]);
+      const double lo = lv ? lv->getMin(rangeName) : -inf, hi = lv ? lv->getMax(rangeName) : inf;
+      key.push_back(unbounded(lo) ? -inf : lo);
+      key.push_back(unbounded(hi) ? inf : hi);
+   }
+   for (std::size_t i = 0; i < m.n_context(); ++i)
+      key.push_back(static_cast<const RooAbsReal &>(_context[i]).getVal());
+   key.push_back(_bootstrap);
+   key.push_back(_integralPrecision);
+   if (!_boxMassCache)
+      _boxMassCache = std::make_shared<BoxMassCache>();
+   auto &entries = _boxMassCache->entries;
+   auto found = entries.find(key);
+   if (found != entries.end())
+      return found->second;
+   if (entries.size() == 64 && m.n_context() > 0)
+      coutW(Integration) << "RooFlowPdf '" << GetName() << "': 64 box masses computed (one per context value): "
+                         << "with a context that varies per event and a range that cuts the support, every event "
+                         << "costs one quasi-Monte-Carlo integral (exact and cheap only for one-dimensional flows)"
+                         << std::endl;
+   if (entries.size() > 4096)
+      entries.clear(); // bounded memory when a context varies per event
+   std::vector<double> low(d), high(d);
+   for (std::size_t i = 0; i < d; ++i) {
+      low[i] = key[2 * i];
+      high[i] = key[2 * i + 1];
+   }
+   const double *context = m.n_context() ? key.data() + 2 * d : nullptr;
+   rooml::BoxMass mass;
+   try {
+      mass = m.box_mass(low.data(), high.data(), context, _integralPrecision, _bootstrap);
+   } catch (const rooml::Error &e) {
+      coutE(Integration) << "RooFlowPdf '" << GetName() << "': " << e.what() << std::endl;
+      throw;
+   }
+   const std::string range = rangeName ? std::string("range '") + rangeName + "'" : std::string("the variables' ranges");
+   if (mass.value <= 0.0) {
+      coutE(Integration) << "RooFlowPdf '" << GetName() << "': " << range
+                         << " holds none of the flow's mass: the pdf cannot be normalized there" << std::endl;
+   } else if (mass.value < 1.0 - _rangeCutWarning) {
+      coutW(Integration) << "RooFlowPdf '" << GetName() << "': " << range << (rangeName ? " keeps " : " keep ") << mass.value
+                         << " of the flow's mass (cuts more than " << _rangeCutWarning << "); normalized over it"
+                         << (mass.exact ? " exactly" : "")
+                         << (mass.exact ? std::string()
+                                        : " (quasi-Monte-Carlo, relative error " + std::to_string(mass.rel_error) +
+                                             " from " + std::to_string(mass.points) + " points)")
+                         << std::endl;
+   }
+   if (!mass.exact && mass.rel_error > _integralPrecision)
+      coutW(Integration) << "RooFlowPdf '" << GetName() << "': the box mass of " << range << " reached a relative error of "
+                         << mass.rel_error << ", not the requested " << _integralPrecision << std::endl;
+   return entries.emplace(std::move(key), mass).first->second;
 }
 
 double RooFlowPdf::logProbCurrent() const
@@ -194,7 +304,7 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
    std::span<double> out = ctx.output();
    const std::size_t n = out.size(), d = m.n_features(), c = m.n_context();
    auto column = [&](const RooAbsArg &arg) { return ctx.at(&arg); };
-   // Gather row-major inputs of the events inside the support; the rest get density 0 (or NaN if not finite).
+   // Gather row-major inputs of the events (all inside the support, else refused below).
    std::vector<double> x, cv;
    std::vector<std::size_t> valid;
    x.reserve(n * d);
@@ -206,24 +316,30 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
    for (std::size_t i = 0; i < c; ++i)
       cs.push_back(column(_context[i]));
    auto at = [](std::span<const double> s, std::size_t e) { return s.size() == 1 ? s[0] : s[e]; };
+   // A bad event is a property of the data, not of the parameters: stop (before Minuit steers around it) and
+   // name the event, the variable and its value.
+   auto refuse = [&](std::size_t e, const RooAbsArg &var, double v, const std::string &why) {
+      std::ostringstream msg;
+      msg << "RooFlowPdf '" << GetName() << "': event " << e << ", variable '" << var.GetName() << "': value " << v
+          << " " << why;
+      coutE(InputArguments) << msg.str() << std::endl; // the exception's message may not survive every caller
+      throw rooml::Error(msg.str());
+   };
    for (std::size_t e = 0; e < n; ++e) {
-      bool ok = true, finite = true;
       for (std::size_t i = 0; i < d; ++i) {
          const double v = at(xs[i], e);
-         finite = finite && std::isfinite(v);
-         ok = ok && finite && v >= m.support_low()[i] && v <= m.support_high()[i];
+         if (!std::isfinite(v))
+            refuse(e, _features[i], v, "is not finite");
+         if (v < m.support_low()[i] || v > m.support_high()[i]) {
+            std::ostringstream why;
+            why << "is outside the flow's support [" << m.support_low()[i] << ", " << m.support_high()[i]
+                << "] (its density is not defined there: restrict the data or the variable's range to the support)";
+            refuse(e, _features[i], v, why.str());
+         }
       }
       for (std::size_t i = 0; i < c; ++i)
-         finite = finite && std::isfinite(at(cs[i], e));
-      if (!finite) {
-         out[e] = std::numeric_limits<double>::quiet_NaN();
-         logEvalError("an event has a non-finite feature or context value");
-         continue;
-      }
-      if (!ok) {
-         out[e] = 0.0;
-         continue;
-      }
+         if (!std::isfinite(at(cs[i], e)))
+            refuse(e, _context[i], at(cs[i], e), "is not finite (context)");
       valid.push_back(e);
       for (std::size_t i = 0; i < d; ++i)
          x.push_back(at(xs[i], e));
@@ -235,10 +351,9 @@ void RooFlowPdf::doEval(RooFit::EvalContext &ctx) const
       *_networkEvaluations += valid.size();
       m.log_prob(x.data(), c ? cv.data() : nullptr, valid.size(), lp.data(), 0, _bootstrap);
    } catch (const rooml::Error &err) {
-      logEvalError(err.what());
-      for (std::size_t e : valid)
-         out[e] = std::numeric_limits<double>::quiet_NaN();
-      return;
+      const std::string full = "RooFlowPdf '" + std::string(GetName()) + "': " + err.what();
+      coutE(InputArguments) << full << std::endl;
+      throw rooml::Error(full);
    }
    for (std::size_t k = 0; k < valid.size(); ++k)
       out[valid[k]] = std::exp(lp[k]);

@@ -253,12 +253,14 @@ def to_roodataset(
     title: str | None = None,
     weight_name: str | None = "weight",
     out_of_range: str = "raise",
+    nonfinite: str = "raise",
 ):
     """Convert events into a weighted ``RooDataSet`` without a per-event Python loop.
 
     Uses ``ROOT.RooDataSet.from_numpy``. Each RooRealVar (or RooCategory) takes
-    the column of the same name; values outside its range are reported (or
-    dropped) here rather than silently skipped.
+    the column of the same name; non-finite values (NaN, inf) and finite values
+    outside its range are reported (or dropped, counted per cause) here rather
+    than silently skipped by RooFit.
 
     Parameters
     ----------
@@ -272,17 +274,25 @@ def to_roodataset(
         Name of the weight variable (created with an infinite range); ``None``
         makes an unweighted dataset.
     out_of_range : {"raise", "drop"}
-        ``"raise"``: :class:`ValueError` naming each offending column and its
-        number of events; ``"drop"``: remove those events (with a warning).
+        For finite values outside a variable's range (or a category's states):
+        ``"raise"``: :class:`ValueError` naming each offending column, its number
+        of events and the first one (index and value); ``"drop"``: remove those
+        events (with a warning that counts them).
+    nonfinite : {"raise", "drop"}
+        The same for NaN and infinite values (never called "out of range").
 
     Returns
     -------
     ROOT.RooDataSet
+        With ``dropped`` attached as ``_rooml_dropped``: ``{"nonfinite": n1,
+        "out_of_range": n2}``, the events removed for each cause (an event with
+        both counts as non-finite).
     """
     import ROOT
 
-    if out_of_range not in ("raise", "drop"):
-        raise ValueError(f"out_of_range must be 'raise' or 'drop', not {out_of_range!r}")
+    for option, value in (("out_of_range", out_of_range), ("nonfinite", nonfinite)):
+        if value not in ("raise", "drop"):
+            raise ValueError(f"{option} must be 'raise' or 'drop', not {value!r}")
     variables = _as_list(variables)
     names = [v.GetName() for v in variables]
     available = data.keys()
@@ -299,25 +309,45 @@ def to_roodataset(
             weight = np.asarray(data[weight_name], dtype=float)
     arrays = {n: np.asarray(data[n]) for n in names}
     n_events = len(next(iter(arrays.values()))) if arrays else 0
-    keep = np.ones(n_events, dtype=bool)
-    problems = []
+    bad_finite = np.zeros(n_events, dtype=bool)
+    bad_range = np.zeros(n_events, dtype=bool)
+    problems = {"nonfinite": [], "out_of_range": []}
     for var, n in zip(variables, names):
         x = arrays[n]
         if var.isCategory():
             states = [int(s.second) for s in var]
-            bad = ~np.isin(x, states)
+            finite = np.ones(len(x), dtype=bool)
+            outside = ~np.isin(x, states)
             where = f"the states {sorted(states)} of RooCategory {n!r}"
         else:
+            x = np.asarray(x, dtype=float)
             lo, hi = var.getMin(), var.getMax()
-            bad = ~((x >= lo) & (x <= hi))  # NaN counts as outside
+            finite = np.isfinite(x)
+            outside = finite & ~((x >= lo) & (x <= hi))
             where = f"the range [{lo:g}, {hi:g}] of RooRealVar {n!r}"
-        if bad.any():
-            problems.append(f"column {n!r}: {int(bad.sum())} of {n_events} events outside {where}")
-            keep &= ~bad
-    if problems and out_of_range == "raise":
-        raise ValueError("; ".join(problems) + " (use out_of_range='drop' to remove them)")
-    if problems:
-        warnings.warn("to_roodataset dropped events: " + "; ".join(problems), stacklevel=2)
+        causes = (("nonfinite", ~finite, "not finite"), ("out_of_range", outside, f"outside {where}"))
+        for cause, mask, what in causes:
+            if mask.any():
+                first = int(np.flatnonzero(mask)[0])
+                problems[cause].append(f"column {n!r}: {int(mask.sum())} of {n_events} events {what} "
+                                       f"(first: event {first}, value {float(x[first])!r})")
+        bad_finite |= ~finite
+        bad_range |= outside
+    raising = [text for cause, option in (("nonfinite", nonfinite), ("out_of_range", out_of_range))
+               if option == "raise" for text in problems[cause]]
+    if raising:
+        hint = []
+        if nonfinite == "raise" and problems["nonfinite"]:
+            hint.append("nonfinite='drop'")
+        if out_of_range == "raise" and problems["out_of_range"]:
+            hint.append("out_of_range='drop'")
+        raise ValueError("; ".join(raising) + f" (use {' and '.join(hint)} to remove them)")
+    dropped = {"nonfinite": int(bad_finite.sum()), "out_of_range": int((bad_range & ~bad_finite).sum())}
+    if any(dropped.values()):
+        warnings.warn(f"to_roodataset dropped {dropped['nonfinite']} events with non-finite values and "
+                      f"{dropped['out_of_range']} events outside the ranges: "
+                      + "; ".join(problems["nonfinite"] + problems["out_of_range"]), stacklevel=2)
+        keep = ~(bad_finite | bad_range)
         arrays = {k: v[keep] for k, v in arrays.items()}
         weight = None if weight is None else weight[keep]
     arg_list = list(variables)
@@ -338,4 +368,5 @@ def to_roodataset(
         title=title or name,
         weight_name=weight_name if weight is not None else None,
     )
+    ds._rooml_dropped = dropped
     return ds

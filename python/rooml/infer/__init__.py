@@ -13,7 +13,7 @@ from rooml.infer.limits import (
 )
 from rooml.infer.neyman import Belt, belt_from_statistics, coverage, neyman_belt
 from rooml.infer.reference_sample import ReferenceSampleErrors, check_reference_size, reference_sample_errors
-from rooml.infer.scan import Envelope, ScanResult, discovery_significance, envelope, profile_scan
+from rooml.infer.scan import Envelope, ScanResult, discovery_significance, envelope, profile_scan, scan_range
 from rooml.infer.spurious import SpuriousSignal, spurious_signal
 from rooml.infer.toys import ToyResults, positive_reference_weights, run_toys
 
@@ -54,6 +54,7 @@ __all__ = [
     "pulls",
     "reference_sample_errors",
     "run_toys",
+    "scan_range",
     "spurious_signal",
     "summarize",
 ]

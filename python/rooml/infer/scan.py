@@ -7,22 +7,58 @@ import numpy as np
 
 from rooml.infer.fit import create_nll, minimize
 
-__all__ = ["Envelope", "ScanResult", "discovery_significance", "envelope", "profile_scan"]
+__all__ = ["Envelope", "ScanResult", "discovery_significance", "envelope", "profile_scan", "scan_range"]
 
 
 @dataclass
 class ScanResult:
-    """A profile-likelihood curve of one parameter: t = 2 (NLL(mu) - NLL(mu_hat))."""
+    """A profile-likelihood curve of one parameter: t = 2 (NLL(mu) - NLL(mu_hat)).
+
+    ``low`` and ``high`` are the parameter's limits (infinite when it has none).
+    """
 
     poi: str
     values: np.ndarray
     t: np.ndarray
     mu_hat: float
     nll_min: float
+    low: float = -np.inf
+    high: float = np.inf
 
     def interval(self, level: float = 1.0) -> tuple[float, float]:
-        """Where t crosses ``level`` (1: 68.3 % CL, 4: 95.4 % CL), by linear interpolation; ±inf if not crossed."""
-        return _crossings(self.values, self.t, self.mu_hat, level)
+        """Where t crosses ``level`` (1: 68.3 % CL, 4: 95.4 % CL), by linear interpolation of sqrt(t).
+
+        A side where t stays below ``level`` up to the parameter's limit ends at that limit (a one-sided
+        interval); a side where the scan stops short of both a crossing and a limit is ±inf.
+        """
+        lo, hi = _crossings(self.values, self.t, self.mu_hat, level)
+        if np.isneginf(lo) and self._reaches(self.low):
+            lo = float(self.low)
+        if np.isposinf(hi) and self._reaches(self.high):
+            hi = float(self.high)
+        return lo, hi
+
+    def _reaches(self, limit: float) -> bool:
+        if not np.isfinite(limit) or not len(self.values):
+            return False
+        span = max(float(np.ptp(self.values)), abs(limit), 1e-300)
+        return bool(np.min(np.abs(self.values - limit)) <= 1e-9 * span)
+
+    def describe_interval(self, level: float = 1.0) -> str:
+        """Describe the interval as text, saying which end is the parameter's limit.
+
+        E.g. ``"[0, 0.83] (lower end at the parameter's boundary)"``.
+        """
+        lo, hi = self.interval(level)
+        notes = []
+        if np.isfinite(self.low) and lo == self.low:
+            notes.append("lower end at the parameter's boundary")
+        if np.isfinite(self.high) and hi == self.high:
+            notes.append("upper end at the parameter's boundary")
+        if np.isinf(lo) or np.isinf(hi):
+            notes.append("not crossed within the scanned range: scan wider")
+        text = f"[{lo:.4g}, {hi:.4g}]"
+        return text + (f" ({'; '.join(notes)})" if notes else "")
 
     @property
     def sigma(self) -> float:
@@ -83,10 +119,70 @@ def profile_scan(model, data, poi, values, *, constraints=None, extended: bool |
             minimize(nll, hesse=False)
             t[i] = 2.0 * (nll.getVal() - nll_min)
         t = np.maximum(t, 0.0) if np.min(t) > -1e-3 else t  # tiny negatives are minimizer tolerance
-        return ScanResult(poi.GetName(), values, t, mu_hat, nll_min)
+        return ScanResult(poi.GetName(), values, t, mu_hat, nll_min, *_limits(poi))
     finally:
         params.assign(snapshot)
         poi.setConstant(was_constant)
+
+
+def _limits(poi) -> tuple[float, float]:
+    """Return the POI's limits, with RooFit's infinity (1e30) as numpy's."""
+    import ROOT
+
+    lo, hi = poi.getMin(), poi.getMax()
+    return (-np.inf if ROOT.RooNumber.isInfinite(lo) else lo, np.inf if ROOT.RooNumber.isInfinite(hi) else hi)
+
+
+def scan_range(model, data, poi, *, n_sigma: float = 2.5, constraints=None, extended: bool | None = None,
+               max_steps: int = 40) -> tuple[float, float]:
+    """Find the range of ``poi`` where t(mu) <= n_sigma**2 from the profile likelihood itself.
+
+    Hesse's error of a parameter fitted at (or near) one of its limits says little about the curve on the
+    allowed side (e.g. mu = 1e-12 +- 1e-4 at mu >= 0): each side is searched by profile fits instead,
+    starting from Hesse's estimate and stepping with the signed root sqrt(t), which is linear in mu in
+    the Gaussian limit, until t reaches ``n_sigma**2`` within a factor 1.5 in sqrt(t), or the limit.
+    A side that ends at the parameter's limit returns the limit.  The parameters are restored.
+
+    Returns
+    -------
+    (low, high)
+        The range to scan; a side cut by a limit is that limit.
+    """
+    from rooml.infer._profile import ProfiledNLL
+
+    low, high = _limits(poi)
+    profile = ProfiledNLL(model, data, poi, constraints=constraints, extended=extended)
+    try:
+        mu_hat, sigma, nll_hat = profile.global_fit()
+        width = high - low if np.isfinite(high - low) else max(abs(mu_hat), 1.0)
+        if not (np.isfinite(sigma) and sigma > 0):
+            sigma = 1e-3 * width
+        ends = []
+        for direction, limit in ((-1.0, low), (1.0, high)):
+            step = n_sigma * sigma
+            end = limit
+            for _ in range(max_steps):
+                mu = mu_hat + direction * step
+                if (mu - limit) * direction >= 0:  # at or beyond the limit: the side ends there if t is low
+                    mu = limit
+                    if not np.isfinite(mu):
+                        break
+                root = np.sqrt(max(2.0 * (profile.at(mu) - nll_hat), 0.0))
+                if root >= n_sigma and root <= 1.5 * n_sigma:
+                    end = mu
+                    break
+                if mu == limit and root < n_sigma:
+                    end = limit
+                    break
+                # sqrt(t) ~ linear: rescale the step towards sqrt(t) = n_sigma (at most 10x per step)
+                distance = abs(mu - mu_hat)
+                factor = n_sigma / root if root > 0 else 10.0
+                step = distance * min(max(factor, 0.1), 10.0)
+                end = mu
+            ends.append(float(end))
+        return ends[0], ends[1]
+    finally:
+        profile.restore()
 
 
 def discovery_significance(model, data, poi, *, null: float = 0.0, constraints=None,

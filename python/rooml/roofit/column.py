@@ -177,6 +177,13 @@ def dataset_with_index(
     -------
     ROOT.RooDataSet
         Row ``i`` has index ``i``.  The variables are attached as ``_rooml_vars``.
+
+    Raises
+    ------
+    ValueError
+        For a non-finite value (named as such, never "outside the range") or a
+        value outside a given variable's range: the column, the number of such
+        events and the first one's index and value.  Nothing is dropped.
     """
     ROOT = _load()
     lengths = {len(np.asarray(v)) for v in columns.values()}
@@ -195,10 +202,26 @@ def dataset_with_index(
     arrays[index_var.GetName()] = np.arange(count, dtype=np.float64)
     if index_var.getMax() < count - 1:
         index_var.setMax(float(count - 1))
+    for key, arr in arrays.items():
+        finite = np.isfinite(arr)
+        if not finite.all():
+            first = int(np.flatnonzero(~finite)[0])
+            raise ValueError(f"dataset_with_index: column '{key}': {int((~finite).sum())} of {count} events "
+                             f"are not finite (first: event {first}, value {float(arr[first])!r})")
     vars_ = list(variables) if variables is not None else []
     have = {v.GetName() for v in vars_}
-    for key, arr in columns.items():
-        if key not in have:
+    for var in vars_:
+        arr = arrays.get(var.GetName())
+        if arr is None:
+            continue
+        outside = ~((arr >= var.getMin()) & (arr <= var.getMax()))
+        if outside.any():
+            first = int(np.flatnonzero(outside)[0])
+            raise ValueError(f"dataset_with_index: column '{var.GetName()}': {int(outside.sum())} of {count} "
+                             f"events outside the range [{var.getMin():g}, {var.getMax():g}] of its variable "
+                             f"(first: event {first}, value {float(arr[first])!r})")
+    for key, arr in arrays.items():
+        if key not in have and key != index_var.GetName():
             lo, hi = (float(arr.min()), float(arr.max())) if len(arr) else (0.0, 1.0)
             vars_.append(ROOT.RooRealVar(key, key, lo, lo, hi if hi > lo else lo + 1.0))
     argset = ROOT.RooArgSet()

@@ -121,7 +121,9 @@ def nsbi_model(
     -------
     dict
         ``pdf`` (the full model to fit), ``nsbi`` (the ``RooNSBIPdf``), ``constraints``, ``poi``,
-        ``nuisance_parameters``, ``global_observables``, ``observables`` (the index), ``expected_events``
+        ``nuisance_parameters``, ``global_observables``, ``observables`` (the index if an input is a
+        per-event array or column, the features of function inputs such as ``RooRatioFunction``),
+        ``expected_events``
         (a ``RooNSBIYield`` for nu(mu, alpha)), ``coefficients``, ``processes``, ``columns``
         (``{("r", process) or ("lo"/"hi", process, np): RooEventColumn}``) and ``keep`` (objects that must
         stay alive as long as the model).
@@ -266,13 +268,31 @@ def nsbi_model(
         "poi": pois,
         "nuisance_parameters": alphas,
         "global_observables": globs,
-        "observables": [index_var],
+        "observables": _input_observables(ratio_objs + shape_lo + shape_hi, index_var, pois + alphas),
         "expected_events": expected,
         "coefficients": dict(zip(processes, coef_objs)),
         "processes": processes,
         "columns": columns,
         "keep": keep,
     }
+
+
+def _input_observables(inputs, index_var, parameters) -> list:
+    """Return the dataset columns the per-event inputs read.
+
+    The index (for ``RooEventColumn`` inputs) first, then the features of function inputs such as
+    ``RooRatioFunction`` in order of first use.
+    """
+    skip = {p.GetName() for p in parameters}
+    found = {}
+    for obj in inputs:
+        for v in obj.getVariables():
+            name = v.GetName()
+            if name in skip or name in found or not v.InheritsFrom("RooAbsLValue"):
+                continue
+            found[name] = index_var if name == index_var.GetName() else v
+    ordered = sorted(found.values(), key=lambda v: v.GetName() != index_var.GetName())
+    return ordered
 
 
 def _set_reference(nsbi, ref: Mapping, processes, np_names) -> None:
