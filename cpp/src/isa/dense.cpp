@@ -23,9 +23,11 @@ constexpr size_t kPackedInputs = 256;
 typedef double vec __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
 typedef long long lvec __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
 
+// Loads and stores through the vector type (it aliases double), not memcpy: GCC 12 copies 256-bit
+// memcpys through the stack in 128-bit halves, and the reload then stalls.
 template <bool Relu>
 inline void input(vec& v, const double* p) {
-  std::memcpy(&v, p, sizeof v);
+  v = *reinterpret_cast<const vec*>(p);
   if constexpr (Relu) v = (vec)((lvec)v & (v > 0.0));
 }
 
@@ -58,7 +60,7 @@ __attribute__((noinline)) void rows(const double* weight, const double* bias, si
     }
     double* yr = y + o * stride + e0;
     for (size_t r = 0; r < R; ++r, yr += stride)
-      for (size_t v = 0; v < V; ++v) std::memcpy(yr + v * kLanes, &acc[r][v], sizeof(vec));
+      for (size_t v = 0; v < V; ++v) *reinterpret_cast<vec*>(yr + v * kLanes) = acc[r][v];
   }
   delete[] heap;
 }
