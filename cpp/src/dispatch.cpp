@@ -33,8 +33,35 @@ std::vector<const KernelTable*> compiled() {
       &isa_baseline::table};
 }
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+/// Position of a kernel set in compiled() (-1: unknown).
+int rank(const std::string& name) {
+  const auto sets = compiled();
+  for (std::size_t i = 0; i < sets.size(); ++i)
+    if (name == sets[i]->name) return static_cast<int>(i);
+  return -1;
+}
+
+/// Whether ROOML_ISA_LIMIT (treat the CPU as one that runs no kernel set above it: what an older machine
+/// would run, reproduced on a newer one) allows a kernel set.
+bool within_limit(const std::string& name) {
+  const char* limit = std::getenv("ROOML_ISA_LIMIT");
+  if (!limit || !*limit) return true;
+  const int cap = rank(limit);
+  if (cap < 0)
+    throw Error(std::string("ROOML_ISA_LIMIT=") + limit + ": unknown kernel set (compiled in: " +
+                joined(compiled_isas()) + ")");
+  return rank(name) >= cap;
+}
+
 /// Whether this CPU (and its operating system, which must save the vector registers) runs a kernel set.
 bool cpu_runs(const std::string& name) {
+  if (!within_limit(name)) return false;
   if (name == "baseline") return true;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -45,12 +72,6 @@ bool cpu_runs(const std::string& name) {
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #endif
   return false;
-}
-
-std::string joined(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
 }
 
 const KernelTable& choose() {

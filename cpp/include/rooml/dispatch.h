@@ -7,8 +7,11 @@
 //   avx2     AVX2 + FMA (x86-64-v3)
 //   baseline the architecture's default (SSE2 on x86-64; plain C++ elsewhere)
 // kernels() picks one once, on first use, from the CPU (__builtin_cpu_supports)
-// or from the environment variable ROOML_ISA; the callers go through its table
-// of function pointers, so no hot loop branches on the instruction set.
+// or from the environment variable ROOML_ISA (refused, with the supported sets
+// listed, if the CPU cannot run it); the callers go through its table of function
+// pointers, so no hot loop branches on the instruction set.  ROOML_ISA_LIMIT=avx2
+// treats the CPU as one without the sets above avx2 (what an older machine runs,
+// reproduced on a newer one).
 //
 // Each kernel set lives in its own namespace (rooml::isa_avx512, rooml::isa_avx2,
 // rooml::isa_baseline): code compiled for AVX-512 can never be merged by the
