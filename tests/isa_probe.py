@@ -35,7 +35,8 @@ def interpolation_outputs(inputs) -> dict:
     """Code 5 on many events, inside and outside |nu| < 1 (the vectorized kernel and its edges)."""
     nominal, low, high = inputs["nominal"], inputs["low"], inputs["high"]
     lows, highs = np.stack([low, 0.5 * (low + nominal)]), np.stack([high, 0.5 * (high + nominal)])
-    return {f"code5_{i}": interpolate(nominal, lows, highs, [nu, -0.5 * nu], [5, 5]) for i, nu in enumerate(CODE5_NU)}
+    return {f"code5_{i}": interpolate(nominal, lows, highs, [nu, -0.5 * nu], [5, 5])
+            for i, nu in enumerate(CODE5_NU)}
 
 
 def nsbi_outputs() -> dict:

@@ -101,8 +101,9 @@ def probe_dir(tmp_path_factory):
         with torch.no_grad():
             export_flow(flow, directory / f"flow_{i}_{variant_id(v)}.onnx",
                         reference_inputs=(inputs["x3"][:256], ctx))
-    for name, v in {"relu1": dict(activation="relu", correction=0.0, members=1, combination="mean_log"),
-                    "silu3": dict(activation="silu", correction=0.3, members=3, combination="mean_log")}.items():
+    ratios = {"relu1": dict(activation="relu", correction=0.0, members=1, combination="mean_log"),
+              "silu3": dict(activation="silu", correction=0.3, members=3, combination="mean_log")}
+    for name, v in ratios.items():
         export_ratio(_model(v), directory / f"ratio_{name}.onnx")
     inputs["ratio_x"] = _inputs(2999, edges=False)
     nominal = rng.uniform(0.5, 2.0, 2003)
@@ -164,8 +165,8 @@ def test_core_tests_pass_under_every_set(isa):
 # purpose, and it runs as bsf on older CPUs.
 _WIDE = re.compile(r"%[yz]mm\d+|%k[0-7]\b")
 _AVX512_ONLY = re.compile(r"%zmm\d+|%k[0-7]\b|%[xy]mm(1[6-9]|2\d|3[01])\b|\{%k|14[ps]d\b|vperm[it]2")
-_BEYOND_SSE2 = re.compile(r"^(v[a-z]\S*|popcnt|lzcnt|andn|bextr|blsi|blsr|blsmsk|bzhi|pdep|pext|rorx|sarx|shlx|"
-                          r"shrx|movbe|crc32\S*|pclmul\S*|aes\S*)\s")
+_BEYOND_SSE2 = re.compile(r"^(v[a-z]\S*|popcnt|lzcnt|andn|bextr|blsi|blsr|blsmsk|bzhi|pdep|pext|rorx|sarx|"
+                          r"shlx|shrx|movbe|crc32\S*|pclmul\S*|aes\S*)\s")
 
 
 def _violations(library: Path) -> dict[str, str]:
@@ -205,7 +206,8 @@ def test_only_the_kernel_sets_use_avx(library):
     assert "rooml::isa_avx512::" in symbols and "rooml::isa_avx2::" in symbols, \
         f"{path} has no symbol table, so its machine code cannot be attributed (stripped?)"
     bad = _violations(path)
-    assert not bad, "AVX outside the kernel sets:\n" + "\n".join(f"{f}: {i}" for f, i in list(bad.items())[:20])
+    listed = "\n".join(f"{f}: {i}" for f, i in list(bad.items())[:20])
+    assert not bad, "AVX outside the kernel sets:\n" + listed
 
 
 def test_guard_detects_avx_outside_the_kernel_sets(tmp_path):
@@ -213,9 +215,9 @@ def test_guard_detects_avx_outside_the_kernel_sets(tmp_path):
     if shutil.which("g++") is None or shutil.which("objdump") is None or os.uname().machine != "x86_64":
         pytest.skip("needs g++ and objdump on x86-64")
     source = tmp_path / "leak.cpp"
-    source.write_text("namespace rooml { void scale(double* x, int n) { for (int i = 0; i < n; ++i) x[i] *= 3; } }\n"
-                      "namespace rooml::isa_avx2 { void ok(double* x, int n) { for (int i = 0; i < n; ++i) "
-                      "x[i] *= 3; } }\n")
+    loop = "(double* x, int n) { for (int i = 0; i < n; ++i) x[i] *= 3; }"
+    source.write_text(f"namespace rooml {{ void scale{loop} }}\n"
+                      f"namespace rooml::isa_avx2 {{ void ok{loop} }}\n")
     library = tmp_path / "libleak.so"
     subprocess.run(["g++", "-O3", "-march=x86-64-v3", "-shared", "-fPIC", str(source), "-o", str(library)],
                    check=True)
