@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "rooml/api.h"
+
 namespace rooml {
 
 struct SplineSpec;
@@ -65,16 +67,16 @@ struct KernelTable {
 };
 
 /// The kernel set in use (chosen on the first call; throws rooml::Error for a bad ROOML_ISA).
-const KernelTable& kernels();
+ROOML_API const KernelTable& kernels();
 
 /// Name of the kernel set in use ("avx512", "avx2" or "baseline").
-std::string active_isa();
+ROOML_API std::string active_isa();
 
 /// The kernel sets this CPU can run, fastest first (always ends with "baseline").
-std::vector<std::string> supported_isas();
+ROOML_API std::vector<std::string> supported_isas();
 
 /// The kernel sets compiled into this library, fastest first.
-std::vector<std::string> compiled_isas();
+ROOML_API std::vector<std::string> compiled_isas();
 
 /// Doubles of scratch memory KernelTable::rq_spline needs for `num_bins` bins and n events.
 inline std::size_t rq_spline_scratch_size(int num_bins, std::size_t n) {
