@@ -36,6 +36,7 @@ import numpy as np
 import onnxruntime as ort
 import rooml
 import torch
+from rooml import _core
 from rooml.export import export_flow
 from rooml.models import FlowConfig, build_flow
 
@@ -111,7 +112,7 @@ def measure_rows(args) -> None:
     flow, path = benchmark_flow()
     core = rooml.load(path)
     rng = np.random.default_rng(1)
-    isa = rooml._core.isa()
+    isa = _core.isa()
     for threads in args.threads:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -163,9 +164,9 @@ def main() -> None:
         measure_rows(args)
         return
 
-    sets = args.isa or rooml._core.supported_isas()
+    sets = args.isa or _core.supported_isas()
     print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores); kernel sets this CPU supports: "
-          f"{', '.join(rooml._core.supported_isas())}")
+          f"{', '.join(_core.supported_isas())}")
     print(f"flow: 5 coupling RQ-spline layers, 4 features, 1 context, 8 bins, 32 hidden; "
           f"{args.repeat} interleaved repetitions; medians, ratio range in brackets")
     print(header(args.torch), flush=True)
