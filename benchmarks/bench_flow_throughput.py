@@ -14,11 +14,20 @@ CPU time (all threads) per call: with 1 thread it is insensitive to other
 processes taking turns on the cores; with more threads it also counts the
 time onnxruntime's pool spends spinning.
 
+The core's kernel set is chosen when rooml._core is loaded (rooml/dispatch.h),
+so the table has one block of rows per kernel set this CPU supports, each
+measured in its own process (ROOML_ISA set) against onnxruntime in that same
+process; the CPU's name comes from /proc/cpuinfo.
+
     .venv/bin/python benchmarks/bench_flow_throughput.py [--threads 1 2] [--repeat 7] [--no-torch]
+        [--isa avx512 avx2 baseline]
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +36,7 @@ import numpy as np
 import onnxruntime as ort
 import rooml
 import torch
+from rooml import _core
 from rooml.export import export_flow
 from rooml.models import FlowConfig, build_flow
 
@@ -77,27 +87,32 @@ def benchmark_flow() -> tuple[torch.nn.Module, Path]:
     return flow, path
 
 
-def main() -> None:
-    """Run the benchmark and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=7, help="interleaved repetitions per setting")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip torch (the slowest)")
-    args = parser.parse_args()
+def cpu_name() -> str:
+    """Return the CPU's model name from /proc/cpuinfo (or the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
 
+    return platform.processor() or platform.machine()
+
+
+def header(with_torch: bool) -> str:
+    """Return the table's column names."""
+    line = (f"{'isa':>8s} {'threads':>7s} {'events':>9s} {'core ev/s':>10s} {'onnxrt ev/s':>11s} "
+            f"{'core/onnxrt':>24s} {'per CPU-s':>9s}")
+    return line + (f" {'torch ev/s':>10s} {'core/torch':>10s}" if with_torch else "")
+
+
+def measure_rows(args) -> None:
+    """Print this process's rows (its kernel set, every thread count and size)."""
     flow, path = benchmark_flow()
     core = rooml.load(path)
     rng = np.random.default_rng(1)
-
-    print(f"flow: 5 coupling RQ-spline layers, 4 features, 1 context, 8 bins, 32 hidden; "
-          f"{args.repeat} interleaved repetitions; medians, ratio range in brackets")
-    header = (f"{'threads':>7s} {'events':>9s} {'core ev/s':>10s} {'onnxrt ev/s':>11s} {'core/onnxrt':>24s} "
-              f"{'per CPU-s':>9s}")
-    if args.torch:
-        header += f" {'torch ev/s':>10s} {'core/torch':>10s}"
-    print(header)
+    isa = _core.isa()
     for threads in args.threads:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -126,11 +141,40 @@ def main() -> None:
             cpu_ratio = np.median(measured["onnxrt"][:, 1] / measured["core"][:, 1])
             spread = f"{np.median(ratio):.2f}x [{ratio.min():.2f}, {ratio.max():.2f}]"
             rates = {name: n / np.median(times) for name, times in t.items()}
-            line = (f"{threads:>7d} {n:>9d} {rates['core']:>10.3g} {rates['onnxrt']:>11.3g} {spread:>24s} "
-                    f"{cpu_ratio:>8.2f}x")
+            line = (f"{isa:>8s} {threads:>7d} {n:>9d} {rates['core']:>10.3g} {rates['onnxrt']:>11.3g} "
+                    f"{spread:>24s} {cpu_ratio:>8.2f}x")
             if args.torch:
                 line += f" {rates['torch']:>10.3g} {np.median(t['torch'] / t['core']):>9.2f}x"
             print(line, flush=True)
+
+
+def main() -> None:
+    """Run the benchmark and print its table: one process per kernel set."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved repetitions per setting")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip torch (the slowest)")
+    parser.add_argument("--isa", nargs="+", default=None,
+                        help="kernel sets to measure (default: all this CPU supports)")
+    parser.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)  # one kernel set's rows
+    args = parser.parse_args()
+    if args.rows_only:
+        measure_rows(args)
+        return
+
+    sets = args.isa or _core.supported_isas()
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores); kernel sets this CPU supports: "
+          f"{', '.join(_core.supported_isas())}")
+    print(f"flow: 5 coupling RQ-spline layers, 4 features, 1 context, 8 bins, 32 hidden; "
+          f"{args.repeat} interleaved repetitions; medians, ratio range in brackets")
+    print(header(args.torch), flush=True)
+    forwarded = ["--threads", *map(str, args.threads), "--repeat", str(args.repeat),
+                 "--sizes", *map(str, args.sizes), *([] if args.torch else ["--no-torch"])]
+    for isa in sets:
+        env = dict(os.environ, ROOML_ISA=isa)
+        subprocess.run([sys.executable, __file__, "--rows-only", *forwarded], env=env, check=True)
 
 
 if __name__ == "__main__":

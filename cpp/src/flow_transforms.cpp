@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "rooml/dispatch.h"
 #include "rooml/error.h"
-#include "rooml/vecmath.h"
 
 namespace rooml {
 namespace {
@@ -19,14 +19,14 @@ enum Slot : std::size_t {
 
 // h += t * sigmoid(g): the GLU gate of nflows' residual blocks with context, and the residual sum.
 void gated_residual(double* h, const double* t, const double* g, std::size_t rows, std::size_t n) {
-  for (std::size_t r = 0; r < rows; ++r) add_sigmoid_product(h + r * kBlock, t + r * kBlock, g + r * kBlock, n);
+  const auto add = kernels().add_sigmoid_product;
+  for (std::size_t r = 0; r < rows; ++r) add(h + r * kBlock, t + r * kBlock, g + r * kBlock, n);
 }
 
 // h += t.
-__attribute__((noinline)) void add_rows(double* __restrict h, const double* __restrict t, std::size_t rows,
-                                        std::size_t n) {
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t e = 0; e < n; ++e) h[r * kBlock + e] += t[r * kBlock + e];
+void add_rows(double* h, const double* t, std::size_t rows, std::size_t n) {
+  const auto add = kernels().add_inplace;
+  for (std::size_t r = 0; r < rows; ++r) add(h + r * kBlock, t + r * kBlock, n);
 }
 
 void copy_rows(const double* from, double* to, std::size_t rows, std::size_t n) {

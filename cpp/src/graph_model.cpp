@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "graph_ops.h"
+#include "rooml/dispatch.h"
 #include "rooml/error.h"
 #include "rooml/flow_model.h"  // default_threads
 #include "rooml/kernels.h"
@@ -237,7 +238,7 @@ void GraphModel::Impl::run_steps(std::vector<Value>& env, const std::vector<bool
           const std::size_t lanes = std::min(kBlock, (count + 7) / 8 * 8);
           for (std::size_t r = 0; r < width; ++r) {
             if (op.kind == Chain::Op::Kind::Silu)
-              silu_inplace(a + r * kBlock, lanes);
+              kernels().silu_inplace(a + r * kBlock, lanes);
             else
               op.activation(a + r * kBlock, lanes);
           }

@@ -6,86 +6,20 @@
 #include <cmath>
 #include <limits>
 
+#include "rooml/dispatch.h"
 #include "rooml/kernels.h"
 #include "rooml/parallel.h"
-#include "rooml/vecmath.h"
 
 namespace rooml::nsbi {
 
 namespace {
-
-/// Weights of code 5 inside |x| < 1 (boundary 1): g - 1 = sum_t q_t p_t(x) with per-event
-/// q = (H - L, dH + dL, sH - sL, H + L - 2, dH - dL, sH + sL), dH = H log H, dL = -L log L, sH = dH log H,
-/// sL = -dL log L; the same polynomial as rooml::interp::detail::poly6_exp (RooFit's code 5), regrouped.
-struct Code5Weights {
-  double v[6], d1[6], d2[6];
-  explicit Code5Weights(double x) {
-    // coefficients of x^0..x^6 of p_t (already halved for q's factor 2)
-    static constexpr double c[6][7] = {
-        {0, 15.0 / 16, 0, -5.0 / 8, 0, 3.0 / 16, 0},  // (H - L)/2 = O0
-        {0, -7.0 / 16, 0, 5.0 / 8, 0, -3.0 / 16, 0},  // O1
-        {0, 1.0 / 16, 0, -1.0 / 8, 0, 1.0 / 16, 0},   // O2
-        {0, 0, 3.0 / 2, 0, -3.0 / 2, 0, 1.0 / 2},     // E0 + 1
-        {0, 0, -9.0 / 16, 0, 7.0 / 8, 0, -5.0 / 16},  // E1
-        {0, 0, 1.0 / 16, 0, -1.0 / 8, 0, 1.0 / 16}};  // E2
-    for (int t = 0; t < 6; ++t) {
-      double p = 0, p1 = 0, p2 = 0;
-      for (int m = 6; m >= 0; --m) {
-        p2 = p2 * x + 2 * p1;
-        p1 = p1 * x + p;
-        p = p * x + c[t][m];
-      }
-      v[t] = p;
-      d1[t] = p1;
-      d2[t] = p2;
-    }
-  }
-};
-
-/// constant + sum_t q_t p_t for code 5's per-event q (see Code5Weights) and one set of weights p.
-[[gnu::always_inline]] inline double code5(double H, double L, double lH, double lL, const double* p, double constant) {
-  const double dH = H * lH, dL = -L * lL, sH = dH * lH, sL = -dL * lL;
-  return constant + ((H - L) * p[0] + (dH + dL) * p[1] + (sH - sL) * p[2] + (H + L - 2.0) * p[3] +
-                     (dH - dL) * p[4] + (sH + sL) * p[5]);
-}
 
 /// g, d log g / dx and d^2 log g / dx^2 of one shape column for `count` events from `first` (order >= Gradient:
 /// d; Hessian: e).
 void shapeJet(int code, const double* __restrict H, const double* __restrict L, const double* __restrict lH,
               const double* __restrict lL, double x, std::size_t count, Order order, double* __restrict g,
               double* __restrict d, double* __restrict e2) {
-  if (code == interp::kPoly6Exp && (x >= 1.0 || x <= -1.0)) {
-    const double* l = x >= 1.0 ? lH : lL;
-    const double sign = x >= 1.0 ? 1.0 : -1.0, ax = x >= 1.0 ? x : -x;
-    for (std::size_t i = 0; i < count; ++i) g[i] = fast_exp(ax * l[i]);
-    if (order != Order::Value)
-      for (std::size_t i = 0; i < count; ++i) d[i] = sign * l[i];
-    if (order == Order::Hessian)
-      for (std::size_t i = 0; i < count; ++i) e2[i] = 0.0;
-    return;
-  }
-  if (code == interp::kPoly6Exp) {
-    const Code5Weights w(x);
-    // one branch-free loop per order, so that each vectorizes
-    if (order == Order::Value) {
-      for (std::size_t i = 0; i < count; ++i) g[i] = code5(H[i], L[i], lH[i], lL[i], w.v, 1.0);
-    } else if (order == Order::Gradient) {
-      for (std::size_t i = 0; i < count; ++i) {
-        const double gi = code5(H[i], L[i], lH[i], lL[i], w.v, 1.0);
-        g[i] = gi;
-        d[i] = code5(H[i], L[i], lH[i], lL[i], w.d1, 0.0) / gi;
-      }
-    } else {
-      for (std::size_t i = 0; i < count; ++i) {
-        const double gi = code5(H[i], L[i], lH[i], lL[i], w.v, 1.0);
-        const double di = code5(H[i], L[i], lH[i], lL[i], w.d1, 0.0) / gi;
-        g[i] = gi;
-        d[i] = di;
-        e2[i] = code5(H[i], L[i], lH[i], lL[i], w.d2, 0.0) / gi - di * di;
-      }
-    }
-    return;
-  }
+  if (code == interp::kPoly6Exp) return kernels().code5_jet(H, L, lH, lL, x, count, static_cast<int>(order), g, d, e2);
   for (std::size_t i = 0; i < count; ++i) {  // other multiplicative codes: the scalar kernel
     g[i] = interp::detail::jet(code, L[i], H[i], 1.0, x, 1.0, 0);
     if (order == Order::Value) continue;
@@ -104,43 +38,21 @@ void logTerms(const double* __restrict S, const double* __restrict w, std::size_
     wlog[i] = normal ? S[i] : 1.0;
     q[i] = ok ? w[i] / S[i] : 0.0;
   }
-  for (std::size_t i = 0; i < count; ++i) wlog[i] = w[i] * interp::detail::log_normal(wlog[i]);
+  kernels().log_normal(wlog, count, wlog);
+  for (std::size_t i = 0; i < count; ++i) wlog[i] *= w[i];
   for (std::size_t i = 0; i < count; ++i)
     if (S[i] > 0.0 && S[i] < DBL_MIN) wlog[i] = w[i] * std::log(S[i]);
 }
 
 /// out = log(x) for positive finite x: log_normal (vectorized) for normal values, std::log for the others.
 void logs(const double* __restrict x, std::size_t count, double* __restrict out) {
-  for (std::size_t i = 0; i < count; ++i) out[i] = interp::detail::log_normal(x[i] >= DBL_MIN ? x[i] : 1.0);
+  kernels().log_normal(x, count, out);
   for (std::size_t i = 0; i < count; ++i)
     if (!(x[i] >= DBL_MIN && x[i] <= DBL_MAX)) out[i] = std::log(x[i]);
 }
 
-constexpr std::size_t kLanes = 8;
-
-/// Sum of v[i] in kLanes interleaved partial sums (a fixed order that vectorizes).
-double sum(const double* v, std::size_t n) {
-  double acc[kLanes] = {};
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (std::size_t l = 0; l < kLanes; ++l) acc[l] += v[i + l];
-  for (std::size_t l = 0; i < n; ++i, ++l) acc[l] += v[i];
-  double s = 0.0;
-  for (std::size_t l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
-}
-
-/// Sum of a[i] * b[i], in the order of sum().
-double dot(const double* a, const double* b, std::size_t n) {
-  double acc[kLanes] = {};
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (std::size_t l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
-  for (std::size_t l = 0; i < n; ++i, ++l) acc[l] += a[i] * b[i];
-  double s = 0.0;
-  for (std::size_t l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
-}
+double sum(const double* v, std::size_t n) { return kernels().sum(v, n); }
+double dot(const double* a, const double* b, std::size_t n) { return kernels().dot(a, b, n); }
 
 }  // namespace
 

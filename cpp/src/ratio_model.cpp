@@ -9,12 +9,12 @@
 #include <sstream>
 
 #include "flow_transforms.h"
+#include "rooml/dispatch.h"
 #include "rooml/error.h"
 #include "rooml/flow_model.h"  // default_threads
 #include "rooml/graph_model.h"
 #include "rooml/kernels.h"
 #include "rooml/parallel.h"
-#include "rooml/vecmath.h"
 
 namespace rooml {
 namespace {
@@ -34,7 +34,7 @@ void activate(Activation a, double* rows, std::size_t count, std::size_t n) {
     if (a == Activation::Relu) {
       relu_inplace(h, n);
     } else if (a == Activation::Silu) {
-      for (std::size_t e = 0; e < n; ++e) h[e] = h[e] / (1.0 + fast_exp(-h[e]));
+      kernels().silu_inplace(h, n);
     }
   }
 }

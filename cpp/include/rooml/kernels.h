@@ -2,13 +2,16 @@
 //
 // A block holds up to kBlock events; a quantity with F components is stored
 // as F contiguous rows of `n` doubles (row f at data + f * stride).  Every inner
-// loop runs over events, so the compiler vectorizes it.
+// loop runs over events, so the compiler vectorizes it; the hot ones (Dense) run
+// in the kernel set chosen at run time (rooml/dispatch.h).
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <vector>
+
+#include "rooml/dispatch.h"
 
 namespace rooml {
 
@@ -22,86 +25,23 @@ struct Dense {
 
   /// y[o][e] = sum_i W[o][i] x[i][e] + b[o] for e < n (rows of length `stride`).
   ///
-  /// Works on tiles of up to kTileOutputs x kTileEvents sums held in registers.
-  /// Tiles may run past n up to the next multiple of kTileEvents, which must
-  /// not exceed `stride` (true for blocks: kBlock is a multiple of it); those
-  /// lanes are scratch.  The sum runs over i in order, so every event gets
-  /// the same rounding whatever its position in the block.
-  void apply(const double* x, double* y, std::size_t n, std::size_t stride) const { run<false>(x, y, n, stride); }
+  /// Runs in the kernel set chosen at run time (rooml/dispatch.h), on tiles of
+  /// sums held in registers.  Tiles may run past n up to the next multiple of
+  /// kTileEvents, which must not exceed `stride` (true for blocks: kBlock is a
+  /// multiple of it); those lanes are scratch.  The sum runs over i in order, so
+  /// every event gets the same rounding whatever its position in the block.
+  void apply(const double* x, double* y, std::size_t n, std::size_t stride) const {
+    kernels().dense(weight.data(), bias.data(), in, out, x, y, n, stride, false);
+  }
 
   /// The same on relu(x), without a separate pass over x.
   void apply_relu_input(const double* x, double* y, std::size_t n, std::size_t stride) const {
-    run<true>(x, y, n, stride);
+    kernels().dense(weight.data(), bias.data(), in, out, x, y, n, stride, true);
   }
 
-  // GCC/Clang vector extension of the native width: explicit SIMD without intrinsics.
-#if defined(__AVX512F__)
-  // 8 x 16 sums (16 vectors of 8) + inputs fit the 32 vector registers.
-  static constexpr std::size_t kLanes = 8, kTileOutputs = 8, kTileVectors = 2;
-#else
-  // 8 x 4 sums (8 vectors of 4) + inputs fit the 16 AVX registers.
-  static constexpr std::size_t kLanes = 4, kTileOutputs = 8, kTileVectors = 1;
-#endif
-  static constexpr std::size_t kTileEvents = kLanes * kTileVectors;
-  static constexpr std::size_t kPackedInputs = 256;
-
- private:
-  typedef double vec __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
-  typedef long long lvec __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
-
-  template <bool Relu>
-  static void input(vec& v, const double* p) {
-    std::memcpy(&v, p, sizeof v);
-    if constexpr (Relu) v = (vec)((lvec)v & (v > 0.0));
-  }
-
-  template <bool Relu>
-  void run(const double* x, double* y, std::size_t n, std::size_t stride) const {
-    std::size_t o = 0;
-    for (; o + kTileOutputs <= out; o += kTileOutputs) rows<kTileOutputs, Relu>(o, x, y, n, stride);
-    switch (out - o) {  // the last outputs in one pass
-      case 7: rows<7, Relu>(o, x, y, n, stride); break;
-      case 6: rows<6, Relu>(o, x, y, n, stride); break;
-      case 5: rows<5, Relu>(o, x, y, n, stride); break;
-      case 4: rows<4, Relu>(o, x, y, n, stride); break;
-      case 3: rows<3, Relu>(o, x, y, n, stride); break;
-      case 2: rows<2, Relu>(o, x, y, n, stride); break;
-      case 1: rows<1, Relu>(o, x, y, n, stride); break;
-      default: break;
-    }
-  }
-
-  /// Outputs [o, o + R) for all events: R x kTileEvents sums in registers while the inputs stream by.
-  template <std::size_t R, bool Relu>
-  __attribute__((noinline)) void rows(std::size_t o, const double* __restrict x, double* __restrict y,
-                                      std::size_t n, std::size_t stride) const {
-    constexpr std::size_t V = kTileVectors;
-    // The R weights of each input side by side: one pointer walks them all.
-    double stack[kPackedInputs * R];
-    std::vector<double> heap(in > kPackedInputs ? in * R : 0);
-    double* packed = heap.empty() ? stack : heap.data();
-    const double* __restrict w = packed;
-    for (std::size_t i = 0; i < in; ++i)
-      for (std::size_t r = 0; r < R; ++r) packed[i * R + r] = weight[(o + r) * in + i];
-    const double* __restrict b = bias.data() + o;
-    for (std::size_t e0 = 0; e0 < n; e0 += kTileEvents) {
-      vec acc[R][V];
-      for (std::size_t r = 0; r < R; ++r)
-        for (std::size_t v = 0; v < V; ++v) acc[r][v] = vec{} + b[r];
-      const double* xr = x + e0;
-      for (std::size_t i = 0; i < in; ++i, xr += stride) {
-        vec xv[V];
-        for (std::size_t v = 0; v < V; ++v) input<Relu>(xv[v], xr + v * kLanes);
-        for (std::size_t r = 0; r < R; ++r) {
-          const double wr = w[i * R + r];
-          for (std::size_t v = 0; v < V; ++v) acc[r][v] += wr * xv[v];
-        }
-      }
-      double* yr = y + o * stride + e0;
-      for (std::size_t r = 0; r < R; ++r, yr += stride)
-        for (std::size_t v = 0; v < V; ++v) std::memcpy(yr + v * kLanes, &acc[r][v], sizeof(vec));
-    }
-  }
+  /// The most events a tile covers in any kernel set (the padding `stride` must allow).
+  static constexpr std::size_t kTileEvents = 16;
+  static_assert(kBlock % kTileEvents == 0, "blocks hold whole tiles");
 };
 
 /// Per-feature affine map y = a x + c (an eval-mode batch norm).

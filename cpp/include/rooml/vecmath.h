@@ -8,17 +8,26 @@
 //    for any smaller value, exp(700) for any larger one.
 //  - fast_log returns -inf at 0, NaN below 0 and for NaN, +inf at +inf, and
 //    handles subnormal inputs.
+//
+// The functions live in an inline namespace named after the kernel set the
+// including file is compiled for (rooml/dispatch.h): the AVX-512 and AVX2 copies
+// in cpp/src/isa/ stay distinct from the baseline ones.  The SIMD paths (exp8,
+// exp4) exist where the including file is compiled for that instruction set.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
-#if defined(__AVX512F__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
+#ifndef ROOML_ISA_NS
+#define ROOML_ISA_NS isa_baseline
+#endif
+
 namespace rooml {
+inline namespace ROOML_ISA_NS {
 
 namespace detail {
 inline double from_bits(std::uint64_t u) {
@@ -95,9 +104,9 @@ inline double fast_log(double x) {
   const double hf = 0.5 * f * f;
   const double logm = f - (hf - s * (hf + 2.0 * z * p));
   double result = e * kLn2Hi + (logm + e * kLn2Lo);
-  result = x == 0.0 ? -std::numeric_limits<double>::infinity() : result;
-  result = x == std::numeric_limits<double>::infinity() ? x : result;
-  result = ((x < 0.0) | (x != x)) ? std::numeric_limits<double>::quiet_NaN() : result;
+  result = x == 0.0 ? -__builtin_inf() : result;
+  result = x == __builtin_inf() ? x : result;
+  result = ((x < 0.0) | (x != x)) ? __builtin_nan("") : result;
   return result;
 }
 
@@ -194,27 +203,5 @@ inline void add_sigmoid_product(double* __restrict h, const double* __restrict t
   for (; i < count; ++i) h[i] += t[i] / (1.0 + fast_exp(-g[i]));
 }
 
-/// x[i] = x[i] * sigmoid(x[i]) = x[i] / (1 + exp(-x[i])) (SiLU) in place, for i < count.
-///
-/// With AVX-512 the quotient is formed as in add_sigmoid_product (within 1 ulp); the last count % 8
-/// values take the scalar formula, so callers that need the same rounding for every event pass a
-/// count that is a multiple of 8 (block rows are padded to kBlock).
-inline void silu_inplace(double* __restrict x, std::size_t count) {
-  std::size_t i = 0;
-#if defined(__AVX512F__)
-  const __m512d one = _mm512_set1_pd(1.0);
-  for (; i + 8 <= count; i += 8) {
-    const __m512d v = _mm512_loadu_pd(x + i);
-    const __m512d d = _mm512_add_pd(one, exp8(_mm512_sub_pd(_mm512_setzero_pd(), v)));
-    __m512d r = _mm512_rcp14_pd(d);
-    r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, r, one), r);
-    r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, r, one), r);
-    __m512d q = _mm512_mul_pd(v, r);
-    q = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, q, v), q);
-    _mm512_storeu_pd(x + i, q);
-  }
-#endif
-  for (; i < count; ++i) x[i] = x[i] / (1.0 + fast_exp(-x[i]));
-}
-
+}  // namespace ROOML_ISA_NS
 }  // namespace rooml
