@@ -32,9 +32,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def core_sources() -> list[Path]:
-    """List the ROOT-free core's sources: rooml_core's and the kernel sources in cpp/CMakeLists.txt."""
+    """List the ROOT-free core's sources: rooml_core_objects' and the kernel sources in cpp/CMakeLists.txt."""
     text = (REPO / "cpp" / "CMakeLists.txt").read_text()
-    core = re.search(r"add_library\(rooml_core STATIC(.*?)\)", text, re.S).group(1)
+    core = re.search(r"add_library\(rooml_core_objects OBJECT(.*?)\)", text, re.S).group(1)
     kernels = re.search(r"set\(ROOML_ISA_SOURCES(.*?)\)", text, re.S).group(1)
     return [REPO / "cpp" / s for s in (core + kernels).split()]
 
