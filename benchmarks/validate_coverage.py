@@ -97,35 +97,18 @@ def _nsbi_model(shared, ratios, shape):
 def hisigma_toy(shared: dict, i: int):
     """Fit HI-SIGMA toy ``i``; ``{name: ParameterCheck}`` or None if the fit failed."""
     from rooml.data import bbyy
-    from rooml.roofit import dataset_with_index, event_column, index_variable, interpolated_density
-    from validate_hisigma_closure import NU_NODES
+    from rooml.roofit import dataset_with_index
+    from validate_hisigma_closure import hisigma_truth_model
 
-    ROOT = _quiet_root()
+    _quiet_root()
     rng = np.random.default_rng(task_seed(shared["seed"], i))
     x = bbyy.make_mock(n_bkg=shared["n_bkg"], n_sig=shared["mu"] * shared["s_expected"], seed=rng,
                        nu=0.0, poisson=True)
-    idx = index_variable()
-    nu = ROOT.RooRealVar("nu", "shape systematic", 0.0, -5.0, 5.0)
-    densities = {}
-    for process in bbyy.PROCESSES:
-        nominal, low, high = (
-            event_column(f"p_{process}_{k}", bbyy.truth.log_prob(x, process, v), idx, log=True)
-            for k, v in zip(("nominal", "low", "high"), NU_NODES))
-        densities[process] = interpolated_density(process, nominal, [low], [high], [nu], 5, floor="zero",
-                                                  normalization_samples=shared["samples"][process])
-    mu = ROOT.RooRealVar("mu", "signal strength", 1.0, -3.0, 6.0)
-    s_expected = ROOT.RooConstVar("s_expected", "s_expected", shared["s_expected"])
-    n_sig = ROOT.RooProduct("n_sig", "mu * s_expected", ROOT.RooArgList(mu, s_expected))
-    n_bkg = ROOT.RooRealVar("n_bkg", "background yield", shared["n_bkg"], 0.0, 10.0 * shared["n_bkg"] + 100.0)
-    shapes = ROOT.RooArgList(densities["signal"], densities["background"])
-    model = ROOT.RooAddPdf("model", "s P_s + b P_b", shapes, ROOT.RooArgList(n_sig, n_bkg))
-    glob = ROOT.RooRealVar("global_nu", "global observable of nu", rng.normal(0.0, 1.0))
-    glob.setConstant(True)
-    one = ROOT.RooConstVar("one", "one", 1.0)
-    constraint = ROOT.RooGaussian("nu_constraint", "N(global_nu | nu, 1)", glob, nu, one)
-    data = dataset_with_index({}, idx, n=len(x))
-    checks, result = profile_at_truth(model, data, {mu: shared["mu"], nu: 0.0, n_bkg: shared["n_bkg"]},
-                                      constraints=[constraint], extended=True)
+    parts = hisigma_truth_model(x, shared, global_value=rng.normal(0.0, 1.0))
+    data = dataset_with_index({}, parts["index"], n=len(x))
+    truth = {parts["mu"]: shared["mu"], parts["nu"]: 0.0, parts["n_bkg"]: shared["n_bkg"]}
+    checks, result = profile_at_truth(parts["pdf"], data, truth, constraints=[parts["constraint"]],
+                                      extended=True)
     return checks if result.status == 0 else None
 
 

@@ -81,30 +81,16 @@ def normalization_samples(process: str, n: int, seed: int):
     return variation_ratios(logp[0], [logp[1]], [logp[2]])
 
 
-def fit_toy(shared: dict, i: int) -> tuple:
-    """Generate toy ``i`` from the truth, build the model on its events, fit; return the fitted numbers.
+def hisigma_truth_model(x, shared: dict, global_value: float) -> dict:
+    """Build the HI-SIGMA model of the events ``x`` from the exact bbyy densities at nu = 0, -1, +1.
 
-    Parameters
-    ----------
-    shared
-        Truth values, yields, fit options and the normalization samples (see :func:`main`).
-    i
-        Toy number; its seed is ``task_seed(shared["seed"], i)``.
-
-    Returns
-    -------
-    tuple
-        ``(mu, sigma_mu, nu, sigma_nu, b, sigma_b, n_events, status, covariance quality, fit seconds,
-        Minos error of mu and of nu towards the truth)``.
+    ``shared`` holds ``s_expected``, ``n_bkg`` and the normalization ``samples`` per process; the global
+    observable of nu is set to ``global_value``.  Returns the pdf, the constraint, the parameters ``mu``,
+    ``nu``, ``n_bkg``, the index observable and ``keep`` (objects that must outlive the fit).
     """
-    from rooml.infer import fit
-    from rooml.roofit import dataset_with_index, event_column, index_variable, interpolated_density
+    from rooml.roofit import event_column, index_variable, interpolated_density
 
     ROOT = load_library()
-    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.ERROR)
-    rng = np.random.default_rng(task_seed(shared["seed"], i))
-    x = bbyy.make_mock(n_bkg=shared["n_bkg"], n_sig=shared["mu"] * shared["s_expected"], seed=rng,
-                       nu=shared["nu"], poisson=True)
     idx = index_variable()
     nu = ROOT.RooRealVar("nu", "shape systematic", 0.0, -5.0, 5.0)
     densities = {}
@@ -122,10 +108,40 @@ def fit_toy(shared: dict, i: int) -> tuple:
     n_bkg = ROOT.RooRealVar("n_bkg", "background yield", shared["n_bkg"], 0.0, 10.0 * shared["n_bkg"] + 100.0)
     shapes = ROOT.RooArgList(densities["signal"], densities["background"])
     model = ROOT.RooAddPdf("model", "s P_s + b P_b", shapes, ROOT.RooArgList(n_sig, n_bkg))
-    global_nu = ROOT.RooRealVar("global_nu", "global observable of nu", rng.normal(shared["nu"], 1.0))
+    global_nu = ROOT.RooRealVar("global_nu", "global observable of nu", float(global_value))
     global_nu.setConstant(True)
     one = ROOT.RooConstVar("one", "one", 1.0)
     constraint = ROOT.RooGaussian("nu_constraint", "N(global_nu | nu, 1)", global_nu, nu, one)
+    return {"pdf": model, "constraint": constraint, "mu": mu, "nu": nu, "n_bkg": n_bkg, "index": idx,
+            "keep": [densities, s_expected, n_sig, shapes, global_nu, one]}
+
+
+def fit_toy(shared: dict, i: int) -> tuple:
+    """Generate toy ``i`` from the truth, build the model on its events, fit; return the fitted numbers.
+
+    Parameters
+    ----------
+    shared
+        Truth values, yields, fit options and the normalization samples (see :func:`main`).
+    i
+        Toy number; its seed is ``task_seed(shared["seed"], i)``.
+
+    Returns
+    -------
+    tuple
+        ``(mu, sigma_mu, nu, sigma_nu, b, sigma_b, n_events, status, covariance quality, fit seconds,
+        Minos error of mu and of nu towards the truth)``.
+    """
+    from rooml.infer import fit
+    from rooml.roofit import dataset_with_index
+
+    ROOT = load_library()
+    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.ERROR)
+    rng = np.random.default_rng(task_seed(shared["seed"], i))
+    x = bbyy.make_mock(n_bkg=shared["n_bkg"], n_sig=shared["mu"] * shared["s_expected"], seed=rng,
+                       nu=shared["nu"], poisson=True)
+    parts = hisigma_truth_model(x, shared, global_value=rng.normal(shared["nu"], 1.0))
+    model, constraint, mu, nu, idx = (parts[k] for k in ("pdf", "constraint", "mu", "nu", "index"))
     data = dataset_with_index({}, idx, n=len(x))
     t0 = time.perf_counter()
     result = fit(model, data, constraints=[constraint], extended=True, strategy=1,

@@ -87,6 +87,12 @@ struct FlowMember {
     }
   }
 
+  /// Physical events in `block.z` -> noise.
+  void forward(Block& block) const {
+    preprocessing->forward(block);
+    for (const auto& t : transforms) t->forward(block);
+  }
+
   /// Noise in `block.z` -> physical events.
   void invert(Block& block) const {
     for (auto it = transforms.rbegin(); it != transforms.rend(); ++it) (*it)->inverse(block);
@@ -288,45 +294,45 @@ void FlowModel::log_prob(const double* x, const double* context, std::size_t n, 
   });
 }
 
-void FlowModel::member_forward(std::size_t member, const double* x, const double* context, std::size_t n,
-                               double* z_out, int threads) const {
-  if (member >= members_.size()) throw Error(source_ + ": member index " + std::to_string(member) + " out of range");
-  check_inputs(x, context, n);
-  const std::size_t d = n_features(), c = n_context();
-  const int workers = threads > 0 ? threads : default_threads();
+namespace {
+
+/// Map `n` events of one member through its preprocessing and transforms (or back), block by block.
+void map_member(const FlowMember& m, const double* in, const double* context, std::size_t n, std::size_t d,
+                std::size_t c, double* out, int workers, bool inverse) {
   std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
   for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
     Workspace& ws = spaces[worker];
     double* z = ws.get(20, d * kBlock);
     double* ctx = c ? ws.get(21, c * kBlock) : nullptr;
     double* logdet = ws.get(22, kBlock);
-    load_block(x, context, d, c, begin, count, z, ctx, logdet);
+    load_block(in, context, d, c, begin, count, z, ctx, logdet);
     Block block{count, d, z, ctx, logdet, &ws};
-    members_[member]->preprocessing->forward(block);
-    for (const auto& t : members_[member]->transforms) t->forward(block);
+    if (inverse)
+      m.invert(block);
+    else
+      m.forward(block);
     for (std::size_t e = 0; e < count; ++e)
-      for (std::size_t f = 0; f < d; ++f) z_out[(begin + e) * d + f] = z[f * kBlock + e];
+      for (std::size_t f = 0; f < d; ++f) out[(begin + e) * d + f] = z[f * kBlock + e];
   });
+}
+
+}  // namespace
+
+void FlowModel::member_forward(std::size_t member, const double* x, const double* context, std::size_t n,
+                               double* z_out, int threads) const {
+  if (member >= members_.size()) throw Error(source_ + ": member index " + std::to_string(member) + " out of range");
+  check_inputs(x, context, n);
+  map_member(*members_[member], x, context, n, n_features(), n_context(), z_out,
+             threads > 0 ? threads : default_threads(), false);
 }
 
 void FlowModel::member_inverse(std::size_t member, const double* z_in, const double* context, std::size_t n,
                                double* x_out, int threads) const {
   if (member >= members_.size()) throw Error(source_ + ": member index " + std::to_string(member) + " out of range");
-  const std::size_t d = n_features(), c = n_context();
-  if (c && !context) throw Error(source_ + ": the flow needs " + std::to_string(c) + " context variables");
-  const int workers = threads > 0 ? threads : default_threads();
-  std::vector<Workspace> spaces(static_cast<std::size_t>(workers));
-  for_each_block(n, workers, [&](std::size_t worker, std::size_t begin, std::size_t count) {
-    Workspace& ws = spaces[worker];
-    double* z = ws.get(20, d * kBlock);
-    double* ctx = c ? ws.get(21, c * kBlock) : nullptr;
-    double* logdet = ws.get(22, kBlock);
-    load_block(z_in, context, d, c, begin, count, z, ctx, logdet);
-    Block block{count, d, z, ctx, logdet, &ws};
-    members_[member]->invert(block);
-    for (std::size_t e = 0; e < count; ++e)
-      for (std::size_t f = 0; f < d; ++f) x_out[(begin + e) * d + f] = z[f * kBlock + e];
-  });
+  if (n_context() && !context)
+    throw Error(source_ + ": the flow needs " + std::to_string(n_context()) + " context variables");
+  map_member(*members_[member], z_in, context, n, n_features(), n_context(), x_out,
+             threads > 0 ? threads : default_threads(), true);
 }
 
 void FlowModel::sample(const double* context, std::size_t n, std::uint64_t seed, double* out, int threads,
