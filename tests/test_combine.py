@@ -20,8 +20,10 @@ PROCESSES = ("S", "SBI", "B")
 LUMI_SCALE = 0.5  # unbinned channel: offshell4l yields x 0.5 (about 670 events)
 
 
-def _histfactory_workspace(ROOT, tmp: Path):
-    """Build ROOT's hf001 example: signal + 2 backgrounds, OverallSys, HistoSys, stat. errors, Lumi."""
+def _histfactory_workspace(ROOT, tmp: Path, channels=("channel1",)):
+    """Build ROOT's hf001 example: signal + 2 backgrounds, OverallSys, HistoSys, stat. errors, Lumi.
+
+    Every name in ``channels`` is one channel with these samples (systematics shared by all)."""
     HF = ROOT.RooStats.HistFactory
     hist_file = tmp / "hf001_inputs.root"
     f = ROOT.TFile(str(hist_file), "RECREATE")
@@ -44,25 +46,26 @@ def _histfactory_workspace(ROOT, tmp: Path):
     meas.SetPOI("SigXsecOverSM")
     meas.SetLumi(1.0)
     meas.SetLumiRelErr(0.10)
-    chan = HF.Channel("channel1")
-    chan.SetData("data", str(hist_file))
-    chan.SetStatErrorConfig(0.05, "Poisson")
-    sig = HF.Sample("signal", "signal", str(hist_file))
-    sig.AddOverallSys("syst1", 0.95, 1.05)
-    sig.AddNormFactor("SigXsecOverSM", 1.0, 0.0, 3.0)
-    chan.AddSample(sig)
-    b1 = HF.Sample("background1", "background1", str(hist_file))
-    b1.ActivateStatError("background1_statUncert", str(hist_file))
-    b1.AddOverallSys("syst2", 0.95, 1.05)
-    chan.AddSample(b1)
-    b2 = HF.Sample("background2", "background2", str(hist_file))
-    b2.ActivateStatError()
-    b2.AddOverallSys("syst3", 0.95, 1.05)
-    b2.AddHistoSys(
-        "syst4", "background2_syst4_down", str(hist_file), "", "background2_syst4_up", str(hist_file), ""
-    )
-    chan.AddSample(b2)
-    meas.AddChannel(chan)
+    for channel in channels:
+        chan = HF.Channel(channel)
+        chan.SetData("data", str(hist_file))
+        chan.SetStatErrorConfig(0.05, "Poisson")
+        sig = HF.Sample("signal", "signal", str(hist_file))
+        sig.AddOverallSys("syst1", 0.95, 1.05)
+        sig.AddNormFactor("SigXsecOverSM", 1.0, 0.0, 3.0)
+        chan.AddSample(sig)
+        b1 = HF.Sample("background1", "background1", str(hist_file))
+        b1.ActivateStatError("background1_statUncert", str(hist_file))
+        b1.AddOverallSys("syst2", 0.95, 1.05)
+        chan.AddSample(b1)
+        b2 = HF.Sample("background2", "background2", str(hist_file))
+        b2.ActivateStatError()
+        b2.AddOverallSys("syst3", 0.95, 1.05)
+        b2.AddHistoSys(
+            "syst4", "background2_syst4_down", str(hist_file), "", "background2_syst4_up", str(hist_file), ""
+        )
+        chan.AddSample(b2)
+        meas.AddChannel(chan)
     meas.CollectHistograms()
     return HF.MakeModelAndMeasurementFast(meas)
 

@@ -8,6 +8,7 @@
 #pragma link C++ class RooNSBIYield+;
 #pragma link C++ class RooNSBIPdf+;
 #pragma link C++ class RooNSBINLL+;
+#pragma link C++ class RooCombinedNLL+;
 #pragma link C++ class RooRatioFunction+;
 #pragma link C++ class RooGPMassPlane+;
 #endif

@@ -86,15 +86,20 @@ def create_nll(model, data, *, constraints=None, extended: bool | None = None, o
     """Build the model's negative log-likelihood on ``data``.
 
     NSBI models (a ``RooNSBIPdf``, alone or times Gaussian constraints) get rooml's ``RooNSBINLL``, whose
-    analytic gradient and Hessian Minuit uses (``native=False`` forces RooFit's NLL); every other model gets
-    RooFit's vectorized CPU backend.
+    analytic gradient and Hessian Minuit uses; a ``RooSimultaneous`` with NSBI channels (``rooml combine``)
+    gets a ``RooCombinedNLL``: the NSBI channels' ``RooNSBINLL`` plus RooFit's NLL of the other channels,
+    differentiated numerically.  ``native=False`` forces RooFit's NLL; every other model gets RooFit's
+    vectorized CPU backend.
     """
     import ROOT
 
     if native and extended in (None, True):
+        from rooml.roofit.combined import combined_nll
         from rooml.roofit.nsbi import nsbi_nll
 
         nll = nsbi_nll(model, data, constraints=constraints, offset=offset)
+        if nll is None:
+            nll = combined_nll(model, data, constraints=constraints, offset=offset)
         if nll is not None:
             return nll
     args = [ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.Offset("initial" if offset else "off")]
@@ -105,20 +110,25 @@ def create_nll(model, data, *, constraints=None, extended: bool | None = None, o
     return model.createNLL(data, *args)
 
 
-def minimize(nll, *, strategy: int = 1, hesse: bool = True, minos: list | None = None, print_level: int = -1):
+def minimize(nll, *, strategy: int = 1, hesse: bool = True, minos: list | None = None, print_level: int = -1,
+             tolerance: float = 0.01):
     """Minimize ``nll`` with Minuit2 (migrad, then hesse / minos); returns the ``RooFitResult``.
 
-    An NLL with an analytic gradient and Hessian (``RooNSBINLL``) has Minuit use both.
+    An NLL with an analytic gradient and Hessian (``RooNSBINLL``, ``RooCombinedNLL``) has Minuit use both,
+    and Hesse's covariance is replaced by the inverse of the analytic Hessian at the minimum (Minuit's Hesse works in
+    its internal, bounded coordinates with finite steps and is off by up to a few per cent for parameters
+    with limits).  ``tolerance`` is Minuit's (the EDM goal is 0.002 ``tolerance`` x 0.5).
     """
     import ROOT
 
+    analytic = bool(nll.hasHessian())
     config = ROOT.RooMinimizer.Config()
-    config.useHessian = bool(nll.hasHessian())
+    config.useHessian = analytic
     minimizer = ROOT.RooMinimizer(nll, config)
     minimizer.setMinimizerType("Minuit2")
     minimizer.setStrategy(strategy)
     minimizer.setPrintLevel(print_level)
-    minimizer.setEps(0.01)
+    minimizer.setEps(tolerance)
     status = minimizer.migrad()
     if status != 0:  # one retry with the more careful strategy, as combine does
         minimizer.setStrategy(2)
@@ -127,7 +137,49 @@ def minimize(nll, *, strategy: int = 1, hesse: bool = True, minos: list | None =
         minimizer.hesse()
     if minos:
         minimizer.minos(ROOT.RooArgSet(*minos))
-    return minimizer.save()
+    result = minimizer.save()
+    if hesse and analytic:
+        _analytic_covariance(ROOT, nll, result)
+    return result
+
+
+def _floating(ROOT, nll):
+    """(all parameters of ``nll`` in its derivative order, indices of the floating ones)."""
+    params = ROOT.RooArgSet()
+    nll.getParameters(ROOT.nullptr, params)
+    params = list(params)
+    return params, [i for i, p in enumerate(params) if p.InheritsFrom("RooRealVar") and not p.isConstant()]
+
+
+def _hessian(nll, n: int, floating: list) -> np.ndarray:
+    out = np.zeros(n * n)
+    nll.hessian(out)
+    return out.reshape(n, n)[np.ix_(floating, floating)]
+
+
+def _analytic_covariance(ROOT, nll, result) -> None:
+    """Replace the result's (and the parameters') Hesse errors by the inverse analytic Hessian's."""
+    params, floating = _floating(ROOT, nll)
+    try:
+        cov = np.linalg.inv(_hessian(nll, len(params), floating))
+    except np.linalg.LinAlgError:
+        return
+    if not (np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0)):
+        return
+    names = [params[i].GetName() for i in floating]
+    final = [result.floatParsFinal().at(i).GetName() for i in range(result.floatParsFinal().size())]
+    if sorted(final) != sorted(names):
+        return
+    order = [names.index(name) for name in final]
+    matrix = ROOT.TMatrixDSym(len(order))
+    for a, i in enumerate(order):
+        for b, j in enumerate(order):
+            matrix[a][b] = cov[i, j]
+    result.setCovarianceMatrix(matrix)
+    for a, i in enumerate(order):
+        error = float(np.sqrt(cov[i, i]))
+        params[floating[i]].setError(error)
+        result.floatParsFinal().at(a).setError(error)
 
 
 def fit(model, data, *, constraints=None, extended: bool | None = None, minos: list | None = None,

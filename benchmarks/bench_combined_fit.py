@@ -1,0 +1,99 @@
+"""Wall time of a combined fit: ROOT's HistFactory tutorial hf001 plus an unbinned NSBI channel with 10 NPs.
+
+The binned part is the workspace of ROOT's ``hf001_example`` tutorial, built from the ROOT wheel's own
+tutorial files (:func:`rooml.data.histfactory.hf001_workspace`).  The unbinned channel is the synthetic NSBI
+model of ``bench_nsbi_fit.py`` (3 processes, 10 nuisance parameters of shape and normalization, exact
+quadrature for the shape normalization); ``rooml combine`` joins the two, sharing the POI
+(``mu`` -> ``SigXsecOverSM``) and two nuisance parameters (``alpha0`` -> ``alpha_syst2``, ``alpha1`` ->
+``alpha_syst3``, constrained once).  Each combined workspace is fitted (Minuit2 strategy 1, then Hesse, from
+``SigXsecOverSM`` = 1.2 and every alpha = 0.1) through ``rooml.infer``'s ``RooCombinedNLL`` (the unbinned
+channel's analytic gradient and Hessian plus numerical derivatives of the binned NLL) and, up to
+``--roofit-max`` events, through RooFit's NLL of the same ``RooSimultaneous`` (vectorized CPU backend,
+Minuit's numerical gradient) as the reference.
+
+    .venv/bin/python benchmarks/bench_combined_fit.py [--events 1e5 1e6] [--nps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+from bench_nsbi_fit import build
+from rooml._core import default_threads
+from rooml.combine import combine
+from rooml.data.histfactory import hf001_workspace
+from rooml.infer import create_nll
+from rooml.infer.fit import FitResult, minimize
+from rooml.roofit import load_library, to_workspace
+
+SHARED = {"mu": "SigXsecOverSM", "alpha0": "alpha_syst2", "alpha1": "alpha_syst3"}
+
+
+def combined_workspace(hf, n: int, nps: int):
+    """hf001 combined with an ``n``-event NSBI channel (``nps`` nuisance parameters, two shared)."""
+    model, data, _ = build(n, nps)
+    return combine(hf, to_workspace(model, data, name="nsbi"), rename=SHARED)
+
+
+def reset(ws) -> None:
+    """Start values: POI 1.2, every alpha 0.1, the other floating parameters at 1."""
+    mc = ws.obj("ModelConfig")
+    for p in list(mc.GetParametersOfInterest()) + list(mc.GetNuisanceParameters()):
+        name = p.GetName()
+        p.setVal(1.2 if name == "SigXsecOverSM" else 0.1 if name.startswith("alpha") else 1.0)
+
+
+def timed_fit(ws, native: bool):
+    """Fit from the start values: (seconds for NLL + Migrad + Hesse, FitResult)."""
+    reset(ws)
+    pdf, data = ws.obj("ModelConfig").GetPdf(), ws.data("obsData")
+    t0 = time.perf_counter()
+    nll = create_nll(pdf, data, native=native)
+    result = FitResult.from_roofit(minimize(nll))
+    return time.perf_counter() - t0, result, nll
+
+
+def largest_difference(a: FitResult, b: FitResult) -> float:
+    """Largest |value_a - value_b| / error_b over the parameters, in units of b's Hesse errors."""
+    return max(abs(a[n].value - b[n].value) / b[n].error for n in b.parameters)
+
+
+def main() -> None:
+    """Build hf001 + NSBI for each size, fit through both NLLs, print times and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=float, nargs="+", default=[1e5, 1e6])
+    parser.add_argument("--nps", type=int, default=10)
+    parser.add_argument("--roofit-max", type=float, default=1e5,
+                        help="largest sample also fitted through RooFit's NLL (numerical gradient; slow)")
+    args = parser.parse_args()
+    ROOT = load_library()
+    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.ERROR)
+    with tempfile.TemporaryDirectory() as folder:
+        hf = hf001_workspace(folder)
+    print(f"hf001 (ROOT tutorial) + NSBI channel, 3 processes, {args.nps} nuisance parameters "
+          f"({', '.join(f'{a} = {b}' for a, b in SHARED.items())}), Minuit2 strategy 1 + Hesse, "
+          f"{default_threads()} threads")
+    for n in args.events:
+        t0 = time.perf_counter()
+        ws = combined_workspace(hf, int(n), args.nps)
+        print(f"\n{int(n)} unbinned events + {int(ws.data('obsData').numEntries() - n)} binned entries "
+              f"(combined workspace built in {time.perf_counter() - t0:.1f} s)")
+        t_fast, fast, nll = timed_fit(ws, native=True)
+        poi = fast["SigXsecOverSM"]
+        print(f"  rooml RooCombinedNLL: {t_fast:.2f} s; status {fast.status}, SigXsecOverSM = {poi.value:.5f} "
+              f"+- {poi.error:.5f}; {nll.numericEvaluations()} evaluations of the binned NLL")
+        if n > args.roofit_max:
+            continue
+        t_ref, ref, _ = timed_fit(ws, native=False)
+        rpoi = ref["SigXsecOverSM"]
+        print(f"  RooFit NLL of the same RooSimultaneous: {t_ref:.2f} s; status {ref.status}, "
+              f"SigXsecOverSM = {rpoi.value:.5f} +- {rpoi.error:.5f}")
+        print(f"  largest difference of the fitted values: {largest_difference(fast, ref):.1e} sigma")
+        print(f"  rooml / RooFit time: {t_fast / t_ref:.3f} ({t_ref / t_fast:.1f}x faster)")
+
+
+if __name__ == "__main__":
+    main()
