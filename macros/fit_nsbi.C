@@ -59,6 +59,8 @@ int fit_nsbi(const char *fileName = "nsbi.root", const char *wsName = "w", const
    minimizer.migrad();
    minimizer.hesse();
    std::unique_ptr<RooFitResult> result{minimizer.save()};
+   // errors from the inverse analytic Hessian (Minuit's Hesse is off by up to a few % for bounded parameters)
+   RooML::useInverseHessian(nll, *result);
    for (RooAbsArg *arg : result->floatParsFinal()) {
       auto *v = static_cast<RooRealVar *>(arg);
       std::printf("ROOML_PAR %s %.10g %.10g\n", v->GetName(), v->getVal(), v->getError());

@@ -11,4 +11,6 @@
 #pragma link C++ class RooCombinedNLL+;
 #pragma link C++ class RooRatioFunction+;
 #pragma link C++ class RooGPMassPlane+;
+#pragma link C++ namespace RooML;
+#pragma link C++ function RooML::useInverseHessian;
 #endif

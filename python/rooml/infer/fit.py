@@ -139,47 +139,8 @@ def minimize(nll, *, strategy: int = 1, hesse: bool = True, minos: list | None =
         minimizer.minos(ROOT.RooArgSet(*minos))
     result = minimizer.save()
     if hesse and analytic:
-        _analytic_covariance(ROOT, nll, result)
+        ROOT.RooML.useInverseHessian(nll, result)
     return result
-
-
-def _floating(ROOT, nll):
-    """(all parameters of ``nll`` in its derivative order, indices of the floating ones)."""
-    params = ROOT.RooArgSet()
-    nll.getParameters(ROOT.nullptr, params)
-    params = list(params)
-    return params, [i for i, p in enumerate(params) if p.InheritsFrom("RooRealVar") and not p.isConstant()]
-
-
-def _hessian(nll, n: int, floating: list) -> np.ndarray:
-    out = np.zeros(n * n)
-    nll.hessian(out)
-    return out.reshape(n, n)[np.ix_(floating, floating)]
-
-
-def _analytic_covariance(ROOT, nll, result) -> None:
-    """Replace the result's (and the parameters') Hesse errors by the inverse analytic Hessian's."""
-    params, floating = _floating(ROOT, nll)
-    try:
-        cov = np.linalg.inv(_hessian(nll, len(params), floating))
-    except np.linalg.LinAlgError:
-        return
-    if not (np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0)):
-        return
-    names = [params[i].GetName() for i in floating]
-    final = [result.floatParsFinal().at(i).GetName() for i in range(result.floatParsFinal().size())]
-    if sorted(final) != sorted(names):
-        return
-    order = [names.index(name) for name in final]
-    matrix = ROOT.TMatrixDSym(len(order))
-    for a, i in enumerate(order):
-        for b, j in enumerate(order):
-            matrix[a][b] = cov[i, j]
-    result.setCovarianceMatrix(matrix)
-    for a, i in enumerate(order):
-        error = float(np.sqrt(cov[i, i]))
-        params[floating[i]].setError(error)
-        result.floatParsFinal().at(a).setError(error)
 
 
 def fit(model, data, *, constraints=None, extended: bool | None = None, minos: list | None = None,
