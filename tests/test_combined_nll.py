@@ -107,6 +107,23 @@ def test_gradient_and_hessian_equal_those_of_roofits_nll(roofit, combined):
     assert nll.numericEvaluations() > 0
 
 
+def test_derivatives_at_parameter_limits_stay_in_range(roofit, combined):
+    """Stencils at a limit step inwards (RooFit refuses values outside a range): finite, near the FD slope."""
+    ROOT = roofit
+    pdf, data = combined.obj("ModelConfig").GetPdf(), combined.data("obsData")
+    _set(combined, next(_random_points(1, seed=8)))
+    poi = combined.var("SigXsecOverSM")
+    nll = create_nll(pdf, data, offset=False)
+    params, floating = _floating(ROOT, nll)
+    n = len(params)
+    for value in (poi.getMin(), poi.getMax(), poi.getMax() - 1e-6):
+        poi.setVal(value)
+        hess = np.zeros(n * n)
+        nll.hessian(hess)
+        assert np.all(np.isfinite(hess))
+        assert poi.getVal() == value
+
+
 def test_fit_equals_fit_through_roofits_nll(roofit, combined):
     """Tight fits through both NLLs: values within 1e-4 sigma; errors = inverse Hessian of RooFit's NLL."""
     ROOT = roofit
@@ -152,8 +169,61 @@ def test_errors_are_the_inverse_hessian_for_parameters_with_limits(roofit):
     np.testing.assert_allclose(result.correlation, corr, atol=1e-4)
 
 
-def test_not_for_models_without_nsbi_channels(roofit, tmp_path):
-    """A HistFactory model alone keeps RooFit's NLL; the tutorial workspace hf001 builds from ROOT's files."""
+@pytest.fixture(scope="module")
+def hisigma_workspace(roofit, tmp_path_factory):
+    """A HI-SIGMA model (random-weight flows, bbyy mock data) in a workspace with a ModelConfig."""
+    from flow_factory import random_flow
+    from rooml.data import bbyy
+    from rooml.data.io import to_roodataset
+    from rooml.export import export_flow
+    from rooml.roofit.hisigma import hisigma_model
+    from rooml.validation import bbyy_feature_preprocessing
+    from rooml.validation.bbyy_sideband import DR_RANGE
+
+    ROOT = roofit
+    tmp = tmp_path_factory.mktemp("hisigma_combined")
+    mock = bbyy.make_mock(n_bkg=2000, n_sig=100, seed=4)
+    x = np.column_stack([mock[f] for f in bbyy.FEATURES])
+    flows = {p: export_flow(random_flow("coupling", features=4, context=1, layers=2, seed=i), tmp / f"{p}.onnx",
+                            features=list(bbyy.FEATURES), context=["m_yy"], preprocessing=bbyy_feature_preprocessing(x),
+                            support=[(0.0, np.inf), (0.0, np.inf), DR_RANGE, DR_RANGE])
+             for i, p in enumerate(("signal", "background"))}
+    h = hisigma_model(flows["signal"], flows["background"], s_expected=100.0, n_bkg_start=2000.0)
+    return h.to_workspace(to_roodataset(mock, h.observables()))
+
+
+def test_hisigma_channel_is_its_own_term_with_roofits_value_and_fit(roofit, combined, hisigma_workspace):
+    """HistFactory + NSBI + HI-SIGMA: the HI-SIGMA channel is its own RooFit NLL term; value and fit = RooFit's."""
+    ROOT = roofit
+    ws = combine(combined, hisigma_workspace, rename={"mu": "SigXsecOverSM"}, channel_name="hisigma")
+    pdf, data = ws.obj("ModelConfig").GetPdf(), ws.data("obsData")
+    nll = create_nll(pdf, data, offset=False)
+    assert nll.ClassName() == "RooCombinedNLL"
+    assert [t.ClassName() == "RooNSBINLL" for t in nll.terms()] == [True, False, False]  # NSBI, HI-SIGMA, binned
+    reference = _roofit_nll(ROOT, ws)
+    rng = np.random.default_rng(5)
+    for point in _random_points(3, seed=5):
+        _set(ws, point | {"n_bkg": rng.uniform(1800, 2200), "p1": rng.uniform(2, 4), "p2": rng.uniform(0, 1)})
+        assert nll.getVal() == pytest.approx(reference.getVal(), rel=1e-12)
+    _set(ws, next(_random_points(1, seed=6)))
+    start = {p.GetName(): p.getVal() for p in pdf.getParameters(data)}
+
+    def tight_fit(native):
+        for p in pdf.getParameters(data):
+            p.setVal(start[p.GetName()])
+        return FitResult.from_roofit(minimize(create_nll(pdf, data, native=native), tolerance=1e-6))
+
+    fast, ref = tight_fit(True), tight_fit(False)
+    assert fast.status == ref.status == 0
+    assert {"SigXsecOverSM", "n_bkg", "p1", "alpha_syst1", "alpha_unb"} <= set(fast.parameters)
+    shifts = {n: abs(fast[n].value - ref[n].value) / ref[n].error for n in ref.parameters}
+    assert max(shifts.values()) < 1e-3, shifts
+    for name in fast.parameters:
+        assert fast[name].error == pytest.approx(ref[name].error, rel=0.02)  # Minuit's Hesse in bounded coordinates
+
+
+def test_not_for_models_without_nsbi_channels(roofit, tmp_path, hisigma_workspace):
+    """HistFactory alone or with HI-SIGMA keeps RooFit's NLL; the tutorial workspace hf001 builds from ROOT's files."""
     ROOT = roofit
     hf = hf001_workspace(tmp_path)
     pdf, data = hf.obj("ModelConfig").GetPdf(), hf.data("obsData")
@@ -161,5 +231,7 @@ def test_not_for_models_without_nsbi_channels(roofit, tmp_path):
     assert create_nll(pdf, data).ClassName() != "RooCombinedNLL"
     assert hf.var("Lumi").isConstant() and hf.var("alpha_syst1").isConstant()  # as the tutorial sets them
     assert {n for n, _ in hf.cat("channelCat")} == {"channel1"}
+    hisigma = combine(hf, hisigma_workspace, rename={"mu": "SigXsecOverSM"})
+    assert combined_nll(hisigma.obj("ModelConfig").GetPdf(), hisigma.data("obsData")) is None
     assert combined_nll(ROOT.RooGaussian("g", "", ROOT.RooRealVar("x", "", 0), ROOT.RooFit.RooConst(0),
                                          ROOT.RooFit.RooConst(1)), data) is None

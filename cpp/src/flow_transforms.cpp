@@ -402,16 +402,31 @@ std::unique_ptr<Transform> make_batch_norm(const json::Value& spec, const Weight
   return std::make_unique<LinearTransform>(std::move(fwd), std::move(inv), logdet);
 }
 
+/// The masks of a coupling layer: features that pass through (and feed the conditioner) and those transformed.
+struct CouplingMasks {
+  CouplingMasks(const json::Value& spec, std::size_t dim)
+      : identity(indices(spec["identity"], dim, "coupling identity")),
+        transformed(indices(spec["transform"], dim, "coupling transform")) {
+    if (identity.size() + transformed.size() != dim)
+      throw Error("model architecture: coupling masks do not cover the features");
+  }
+  /// The identity features of the block, contiguous (the conditioner's input).
+  const double* gather_identity(Block& b) const {
+    double* out = b.ws->get(kGather, identity.size() * kBlock);
+    for (std::size_t j = 0; j < identity.size(); ++j)
+      std::memcpy(out + j * kBlock, b.z + identity[j] * kBlock, b.n * sizeof(double));
+    return out;
+  }
+  std::vector<std::size_t> identity, transformed;
+};
+
+/// Rational-quadratic spline coupling (nflows PiecewiseRationalQuadraticCouplingTransform, zuko NSF coupling).
 class RQCoupling final : public Transform {
  public:
   RQCoupling(const json::Value& spec, const WeightSource& w, std::size_t dim)
-      : identity_(indices(spec["identity"], dim, "coupling identity")),
-        transformed_(indices(spec["transform"], dim, "coupling transform")),
-        spline_(spline_spec(spec)) {
-    if (identity_.size() + transformed_.size() != dim)
-      throw Error("model architecture: coupling masks do not cover the features");
-    net_ = make_conditioner(spec["net"], w, identity_.size(),
-                            transformed_.size() * spline_.params_per_feature());
+      : masks_(spec, dim), spline_(spline_spec(spec)) {
+    net_ = make_conditioner(spec["net"], w, masks_.identity.size(),
+                            masks_.transformed.size() * spline_.params_per_feature());
   }
   void forward(Block& b) const override { run(b, false); }
   void inverse(Block& b) const override { run(b, true); }
@@ -419,19 +434,17 @@ class RQCoupling final : public Transform {
  private:
   void run(Block& b, bool inverse) const {
     const std::size_t m = spline_.params_per_feature();
-    double* ident = b.ws->get(kGather, identity_.size() * kBlock);
-    for (std::size_t j = 0; j < identity_.size(); ++j)
-      std::memcpy(ident + j * kBlock, b.z + identity_[j] * kBlock, b.n * sizeof(double));
-    double* params = b.ws->get(kParams, transformed_.size() * m * kBlock);
-    net_->apply(ident, b.context, params, b.n, *b.ws);
+    const std::vector<std::size_t>& transformed = masks_.transformed;
+    double* params = b.ws->get(kParams, transformed.size() * m * kBlock);
+    net_->apply(masks_.gather_identity(b), b.context, params, b.n, *b.ws);
     std::vector<const double*> rows(m);
-    for (std::size_t j = 0; j < transformed_.size(); ++j) {
+    for (std::size_t j = 0; j < transformed.size(); ++j) {
       for (std::size_t k = 0; k < m; ++k) rows[k] = params + (j * m + k) * kBlock;
-      double* zj = b.z + transformed_[j] * kBlock;
+      double* zj = b.z + transformed[j] * kBlock;
       rq_spline(spline_, rows.data(), zj, zj, b.logdet, b.n, inverse, b.ws->spline);
     }
   }
-  std::vector<std::size_t> identity_, transformed_;
+  CouplingMasks masks_;
   SplineSpec spline_;
   std::unique_ptr<Conditioner> net_;
 };
@@ -541,31 +554,24 @@ class Elementwise {
 class AffineCoupling final : public Transform {
  public:
   AffineCoupling(const json::Value& spec, const WeightSource& w, std::size_t dim)
-      : identity_(indices(spec["identity"], dim, "coupling identity")),
-        transformed_(indices(spec["transform"], dim, "coupling transform")),
-        map_(spec) {
-    if (identity_.size() + transformed_.size() != dim)
-      throw Error("model architecture: coupling masks do not cover the features");
-    net_ = make_conditioner(spec["net"], w, identity_.size(), 2 * transformed_.size());
+      : masks_(spec, dim), map_(spec) {
+    net_ = make_conditioner(spec["net"], w, masks_.identity.size(), 2 * masks_.transformed.size());
   }
   void forward(Block& b) const override { run(b, false); }
   void inverse(Block& b) const override { run(b, true); }
 
  private:
   void run(Block& b, bool inverse) const {
-    const std::size_t t = transformed_.size();
-    double* ident = b.ws->get(kGather, identity_.size() * kBlock);
-    for (std::size_t j = 0; j < identity_.size(); ++j)
-      std::memcpy(ident + j * kBlock, b.z + identity_[j] * kBlock, b.n * sizeof(double));
+    const std::size_t t = masks_.transformed.size();
     double* params = b.ws->get(kParams, 2 * t * kBlock);
-    net_->apply(ident, b.context, params, b.n, *b.ws);
+    net_->apply(masks_.gather_identity(b), b.context, params, b.n, *b.ws);
     for (std::size_t j = 0; j < t; ++j) {
       const double* rows[2] = {params + (t + j) * kBlock, params + j * kBlock};
-      double* zj = b.z + transformed_[j] * kBlock;
+      double* zj = b.z + masks_.transformed[j] * kBlock;
       map_.apply(rows, zj, zj, b.logdet, b.n, inverse, *b.ws);
     }
   }
-  std::vector<std::size_t> identity_, transformed_;
+  CouplingMasks masks_;
   Elementwise map_;
   std::unique_ptr<Conditioner> net_;
 };

@@ -7,6 +7,7 @@
 #pragma link C++ class RooInterpolatedDensity+;
 #pragma link C++ class RooNSBIYield+;
 #pragma link C++ class RooNSBIPdf+;
+#pragma link C++ class RooAnalyticNLL+;
 #pragma link C++ class RooNSBINLL+;
 #pragma link C++ class RooCombinedNLL+;
 #pragma link C++ class RooRatioFunction+;

@@ -2,7 +2,8 @@
 #ifndef ROOML_ROOCOMBINEDNLL_H
 #define ROOML_ROOCOMBINEDNLL_H
 
-#include <RooAbsReal.h>
+#include "RooAnalyticNLL.h"
+
 #include <RooListProxy.h>
 
 #include <cstddef>
@@ -15,7 +16,7 @@
 ///
 /// The terms should not offset themselves: this class subtracts its first value while RooAbsReal::hideOffset() is
 /// false (RooFit's Offset("initial")), so Minuit sees differences of the whole sum.
-class RooCombinedNLL : public RooAbsReal {
+class RooCombinedNLL : public RooAnalyticNLL {
 public:
    RooCombinedNLL() = default;
    /// `terms`: NLLs (RooAbsReal) of independent parts; `constant`: added to the sum (parameter-independent terms
@@ -25,36 +26,19 @@ public:
    RooCombinedNLL(const RooCombinedNLL &other, const char *name = nullptr);
    TObject *clone(const char *newname = nullptr) const override { return new RooCombinedNLL(*this, newname); }
 
-   double getValV(const RooArgSet *nset = nullptr) const override;
-   double defaultErrorLevel() const override { return 0.5; }
-   void enableOffsetting(bool flag) override;
-   bool isOffsetting() const override { return _offsetting; }
-   double offset() const override { return _offsetting ? _offset : 0.0; }
-
-   bool hasGradient() const override { return true; }
-   bool hasHessian() const override { return true; }
-   /// d NLL / d p for every parameter of getParameters(nullptr) (RooMinimizer's order; 0 for constant ones).
-   void gradient(double *out) const override;
-   /// The n x n matrix of second derivatives over the same parameters (row-major).
-   void hessian(double *out) const override;
-
    const RooArgList &terms() const { return _terms; }
    double constant() const { return _constant; }
    /// Evaluations of terms without analytic derivatives made for numerical derivatives so far (benchmarks).
    std::size_t numericEvaluations() const { return _numericEvaluations; }
 
 protected:
-   double evaluate() const override { return getValV(nullptr); }
+   double absoluteValue() const override;
+   void derivatives(bool hessian, double *out) const override;
 
 private:
-   double absoluteValue() const;
-   void derivatives(bool hessian, double *out) const;
 
    RooListProxy _terms;
    double _constant = 0.0;
-   bool _offsetting = false;
-   mutable bool _offsetSet = false;
-   mutable double _offset = 0.0;
    mutable std::size_t _numericEvaluations = 0;
 
    ClassDefOverride(RooCombinedNLL, 1) // Sum of NLL terms with the terms' analytic or numerical derivatives

@@ -3,7 +3,8 @@
 #ifndef ROOML_ROONSBINLL_H
 #define ROOML_ROONSBINLL_H
 
-#include <RooAbsReal.h>
+#include "RooAnalyticNLL.h"
+
 #include <RooListProxy.h>
 
 #include <cstddef>
@@ -34,7 +35,7 @@ enum class Order;
 /// Supported: multiplicative shape codes (1, 5, 6, 100; 5 vectorized), any normalization codes, constraint terms
 /// that are RooGaussians with constant widths.  The constructor refuses anything else (rooml::Error), and per-event
 /// ratios that are not finite and > 0 (naming process, parameter and event).
-class RooNSBINLL : public RooAbsReal {
+class RooNSBINLL : public RooAnalyticNLL {
 public:
    RooNSBINLL() = default;
    /// `constraints`: RooGaussian terms (x, mean, sigma); `offset`: subtract the first evaluation's value while
@@ -45,34 +46,20 @@ public:
    ~RooNSBINLL() override;
    TObject *clone(const char *newname = nullptr) const override { return new RooNSBINLL(*this, newname); }
 
-   double getValV(const RooArgSet *nset = nullptr) const override;
-   double defaultErrorLevel() const override { return 0.5; }
-   void enableOffsetting(bool flag) override;
-   bool isOffsetting() const override { return _offsetting; }
-   double offset() const override { return _offsetting ? _offset : 0.0; }
-
-   bool hasGradient() const override { return true; }
-   bool hasHessian() const override { return true; }
-   /// d NLL / d p for every parameter of getParameters(nullptr) (RooMinimizer's order; 0 for constant ones).
-   void gradient(double *out) const override;
-   /// The n x n matrix of second derivatives over the same parameters (row-major).
-   void hessian(double *out) const override;
-
    std::size_t numEvents() const;
    /// Passes over the events so far (value, gradient, Hessian), for benchmarks.
    std::size_t passes() const { return _passes; }
 
 protected:
-   double evaluate() const override;
+   double absoluteValue() const override;
+   void derivatives(bool hessian, double *out) const override;
 
 private:
    struct Point;
-   double absoluteValue() const;
    /// Value, and derivative sums up to `order` (0 value, 1 gradient, 2 Hessian) at the current parameters.
    void compute(int order) const;
    /// The pass over the events at the computed point (value and sums up to `order`).
    void finish(rooml::nsbi::Order order, const rooml::nsbi::Directions *dirs) const;
-   void derivatives(bool hessian, double *out) const;
    [[noreturn]] void fail(const std::string &message) const;
 
    RooListProxy _coefs;
@@ -82,9 +69,6 @@ private:
    std::vector<int> _normCodes;
    std::shared_ptr<const rooml::nsbi::EventTable> _events;    //! per-event columns of the dataset
    std::shared_ptr<const rooml::nsbi::EventTable> _reference; //! reference sample (shape normalization), or null
-   bool _offsetting = false;
-   mutable bool _offsetSet = false;
-   mutable double _offset = 0.0;
    mutable std::shared_ptr<Point> _last; //! the last computed point and its sums
    mutable std::size_t _passes = 0;
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace rooml_roofit {
 
@@ -41,22 +42,34 @@ inline Jet1 numericJet(const RooAbsReal &f, RooRealVar &p)
    return out;
 }
 
-/// d^2 f / dp dq by central differences (4 points).
+/// The two points (x_minus, x_plus) of a difference quotient at x: central, or one-sided at the parameter's limits.
+inline std::pair<double, double> differencePoints(const RooRealVar &p, double h)
+{
+   const double x = p.getVal(), lo = p.getMin(), hi = p.getMax();
+   h = std::min(h, 0.5 * std::max(hi - lo, 0.0));
+   if (x - h < lo)
+      return {x, x + h};
+   if (x + h > hi)
+      return {x - h, x};
+   return {x - h, x + h};
+}
+
+/// d^2 f / dp dq from 4 points: central differences, one-sided in a parameter at its limits.
 inline double numericMixed(const RooAbsReal &f, RooRealVar &p, RooRealVar &q)
 {
    const double x = p.getVal(), y = q.getVal();
-   const double hp = 1e-4 * std::max(1.0, std::fabs(x)), hq = 1e-4 * std::max(1.0, std::fabs(y));
+   const auto [xm, xp] = differencePoints(p, 1e-4 * std::max(1.0, std::fabs(x)));
+   const auto [ym, yp] = differencePoints(q, 1e-4 * std::max(1.0, std::fabs(y)));
    auto at = [&](double a, double b) {
       p.setVal(a);
       q.setVal(b);
       return f.getVal();
    };
-   const double v = (at(x + hp, y + hq) - at(x + hp, y - hq) - at(x - hp, y + hq) + at(x - hp, y - hq)) / (4 * hp * hq);
+   const double v = (at(xp, yp) - at(xp, ym) - at(xm, yp) + at(xm, ym)) / ((xp - xm) * (yp - ym));
    p.setVal(x);
    q.setVal(y);
    return v;
 }
-
 
 } // namespace rooml_roofit
 

@@ -75,10 +75,7 @@ void hessianFromGradient(const RooAbsReal &term, const TermParameters &tp, std::
 
 RooCombinedNLL::RooCombinedNLL(const char *name, const char *title, const RooArgList &terms, double constant,
                                bool offset)
-   : RooAbsReal(name, title),
-     _terms("terms", "NLL terms", this),
-     _constant(constant),
-     _offsetting(offset)
+   : RooAnalyticNLL(name, title, offset), _terms("terms", "NLL terms", this), _constant(constant)
 {
    for (RooAbsArg *arg : terms) {
       if (!dynamic_cast<RooAbsReal *>(arg))
@@ -89,20 +86,8 @@ RooCombinedNLL::RooCombinedNLL(const char *name, const char *title, const RooArg
 }
 
 RooCombinedNLL::RooCombinedNLL(const RooCombinedNLL &other, const char *name)
-   : RooAbsReal(other, name),
-     _terms("terms", this, other._terms),
-     _constant(other._constant),
-     _offsetting(other._offsetting),
-     _offsetSet(other._offsetSet),
-     _offset(other._offset)
+   : RooAnalyticNLL(other, name), _terms("terms", this, other._terms), _constant(other._constant)
 {
-}
-
-void RooCombinedNLL::enableOffsetting(bool flag)
-{
-   _offsetting = flag;
-   _offsetSet = false;
-   _offset = 0.0;
 }
 
 double RooCombinedNLL::absoluteValue() const
@@ -111,28 +96,6 @@ double RooCombinedNLL::absoluteValue() const
    for (RooAbsArg *arg : _terms)
       sum += static_cast<RooAbsReal *>(arg)->getVal();
    return sum;
-}
-
-double RooCombinedNLL::getValV(const RooArgSet * /*nset*/) const
-{
-   const double v = absoluteValue();
-   if (!_offsetting || hideOffset())
-      return v;
-   if (!_offsetSet && std::isfinite(v)) {
-      _offset = v;
-      _offsetSet = true;
-   }
-   return v - _offset;
-}
-
-void RooCombinedNLL::gradient(double *out) const
-{
-   derivatives(false, out);
-}
-
-void RooCombinedNLL::hessian(double *out) const
-{
-   derivatives(true, out);
 }
 
 void RooCombinedNLL::derivatives(bool wantHessian, double *out) const

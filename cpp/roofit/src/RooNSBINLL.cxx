@@ -94,15 +94,14 @@ struct RooNSBINLL::Point {
 
 RooNSBINLL::RooNSBINLL(const char *name, const char *title, const RooNSBIPdf &pdf, const RooAbsData &data,
                        const RooArgList &constraints, bool offset)
-   : RooAbsReal(name, title),
+   : RooAnalyticNLL(name, title, offset),
      _coefs("coefficients", "coefficient functions f_j", this),
      _nps("nps", "nuisance parameters", this),
      _constraintTerms("constraintTerms", "x, mean and sigma of the Gaussian constraints", this),
      _yields(pdf.yields()),
      _normLow(pdf.normLow()),
      _normHigh(pdf.normHigh()),
-     _normCodes(pdf.normCodes()),
-     _offsetting(offset)
+     _normCodes(pdf.normCodes())
 {
    _coefs.add(pdf.coefficients());
    _nps.add(pdf.paramList());
@@ -192,7 +191,7 @@ RooNSBINLL::RooNSBINLL(const char *name, const char *title, const RooNSBIPdf &pd
 }
 
 RooNSBINLL::RooNSBINLL(const RooNSBINLL &other, const char *name)
-   : RooAbsReal(other, name),
+   : RooAnalyticNLL(other, name),
      _coefs("coefficients", this, other._coefs),
      _nps("nps", this, other._nps),
      _constraintTerms("constraintTerms", this, other._constraintTerms),
@@ -201,10 +200,7 @@ RooNSBINLL::RooNSBINLL(const RooNSBINLL &other, const char *name)
      _normHigh(other._normHigh),
      _normCodes(other._normCodes),
      _events(other._events),
-     _reference(other._reference),
-     _offsetting(other._offsetting),
-     _offsetSet(other._offsetSet),
-     _offset(other._offset)
+     _reference(other._reference)
 {
 }
 
@@ -220,13 +216,6 @@ void RooNSBINLL::fail(const std::string &message) const
 std::size_t RooNSBINLL::numEvents() const
 {
    return _events ? _events->n : 0;
-}
-
-void RooNSBINLL::enableOffsetting(bool flag)
-{
-   _offsetting = flag;
-   _offsetSet = false;
-   _offset = 0.0;
 }
 
 void RooNSBINLL::compute(int order) const
@@ -330,33 +319,6 @@ double RooNSBINLL::absoluteValue() const
    // line search ends on, which then costs nothing.
    compute(1);
    return _last->value;
-}
-
-double RooNSBINLL::evaluate() const
-{
-   return getValV(nullptr);
-}
-
-double RooNSBINLL::getValV(const RooArgSet * /*nset*/) const
-{
-   const double v = absoluteValue();
-   if (!_offsetting || hideOffset())
-      return v;
-   if (!_offsetSet && std::isfinite(v)) {
-      _offset = v;
-      _offsetSet = true;
-   }
-   return v - _offset;
-}
-
-void RooNSBINLL::gradient(double *out) const
-{
-   derivatives(false, out);
-}
-
-void RooNSBINLL::hessian(double *out) const
-{
-   derivatives(true, out);
 }
 
 void RooNSBINLL::derivatives(bool wantHessian, double *out) const

@@ -39,6 +39,26 @@ class HiSigmaModel:
 
         return ROOT.RooArgSet(self.mass, *self.features)
 
+    def to_workspace(self, data=None, name: str = "hisigma", model_config: str = "ModelConfig"):
+        """A ``RooWorkspace`` with the model, ``data`` (optional) and a ``RooStats::ModelConfig``.
+
+        POI ``mu``; nuisance parameters the background yield and mass-shape parameters; observables the mass
+        and the features: what ``rooml combine`` and RooStats take.
+        """
+        import ROOT
+
+        ws = ROOT.RooWorkspace(name, name)
+        ws.Import(self.model, ROOT.RooFit.Silence())
+        if data is not None:
+            ws.Import(data, ROOT.RooFit.Silence())
+        mc = ROOT.RooStats.ModelConfig(model_config, ws)
+        mc.SetPdf(self.model.GetName())
+        mc.SetParametersOfInterest(ROOT.RooArgSet(ws.var(self.mu.GetName())))
+        mc.SetNuisanceParameters(ROOT.RooArgSet(*[ws.var(v.GetName()) for v in (self.n_bkg, self.p1, self.p2)]))
+        mc.SetObservables(ROOT.RooArgSet(*[ws.var(v.GetName()) for v in self.observables()]))
+        ws.Import(mc)
+        return ws
+
 
 def hisigma_model(signal_flow, background_flow, *, mass_range=(90.0, 180.0), mass_name="m_yy",
                   signal_mass=None, s_expected: float = 100.0, n_bkg_start: float = 1000.0,
