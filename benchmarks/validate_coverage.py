@@ -19,10 +19,13 @@ t = 2 (NLL(truth) - NLL_min).  Printed per parameter: coverage of the 68.27 % (t
 intervals, the pull mean and width with Minos' error on the side of the truth (the judged ones) and with
 Hesse's; PASS/FAIL against: coverage within +-2 % absolute of nominal, pull mean within 3/sqrt(n), width
 within 0.1 of 1.  Toys fan out on Dask (a LocalCluster by default; ``--scheduler`` for an existing one);
-toy i of a configuration always gets the seed ``task_seed(seed, i)``.
+toy i of a configuration always gets the seed ``task_seed(seed, i)``, so a study can be split into runs:
+``--first-toy 300 --toys 700 --include DIR`` runs toys 300-999 and adds the per-toy numbers that an earlier run
+saved (``--save DIR``) for toys 0-299 to the tables (and to its own ``--save``).
 
     .venv/bin/python benchmarks/validate_coverage.py [--toys 1000] [--models nsbi hisigma] [--mu 1 0.5]
         [--reference-events 500000] [--workers N | --serial | --scheduler tcp://...] [--save DIR]
+        [--first-toy N] [--include DIR ...]
 """
 from __future__ import annotations
 
@@ -112,8 +115,11 @@ def hisigma_toy(shared: dict, i: int):
     return checks if result.status == 0 else None
 
 
-def run(model: str, mu: float, args, client) -> tuple[list, dict, float]:
-    """Run ``args.toys`` toys of one configuration; return (successful checks, truth, seconds)."""
+FIELDS = ("value", "hesse", "minos_low", "minos_high", "t_truth")
+
+
+def run(model: str, mu: float, args, client) -> tuple[dict, dict, float]:
+    """Run ``args.toys`` toys of one configuration; return ({toy index: checks} of the good fits, truth, seconds)."""
     import validate_coverage as module  # pickled by reference, so each worker keeps its built models
 
     shared = {"seed": args.seed, "mu": mu}
@@ -130,9 +136,29 @@ def run(model: str, mu: float, args, client) -> tuple[list, dict, float]:
                                for k, p in enumerate(bbyy.PROCESSES)}}
         func, truth = module.hisigma_toy, {"mu": mu, "nu": 0.0, "n_bkg": args.n_bkg}
     t0 = time.perf_counter()
-    rows = fan_out(func, shared, range(args.toys), client=client, parallel=not args.serial,
+    indices = range(args.first_toy, args.first_toy + args.toys)
+    rows = fan_out(func, shared, indices, client=client, parallel=not args.serial,
                    n_workers=args.workers, desc=f"{model} toys, mu = {mu}")
-    return [r for r in rows if r is not None], truth, time.perf_counter() - t0
+    return {i: r for i, r in zip(indices, rows) if r is not None}, truth, time.perf_counter() - t0
+
+
+def saved_toys(folder: Path, model: str, mu: float, truth: dict) -> dict:
+    """{toy index: checks} saved by an earlier run in ``folder`` (files without indices hold toys 0, 1, ...)."""
+    from rooml.infer.coverage import ParameterCheck
+
+    with np.load(folder / f"{model}_mu{mu:g}.npz") as f:
+        columns = {key: f[key] for key in f.files}
+    n = len(columns[f"{next(iter(truth))}_value"])
+    toys = columns.get("toy", np.arange(n))
+    return {int(i): {name: ParameterCheck(*(float(columns[f"{name}_{field}"][k]) for field in FIELDS))
+                     for name in truth} for k, i in enumerate(toys)}
+
+
+def save_toys(path: Path, toys: dict, truth: dict) -> None:
+    """The per-toy numbers of ``toys`` ({index: checks}) as ``path`` (.npz), with their toy indices."""
+    order = sorted(toys)
+    np.savez(path, toy=np.array(order), **{f"{n}_{f}": np.array([getattr(toys[i][n], f) for i in order])
+                                           for n in truth for f in FIELDS})
 
 
 def main() -> int:
@@ -154,7 +180,16 @@ def main() -> int:
     parser.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     parser.add_argument("--serial", action="store_true", help="run in this process, without Dask")
     parser.add_argument("--save", default=None, help="new directory for the per-toy numbers (.npz)")
+    parser.add_argument("--first-toy", type=int, default=0, help="index of the first toy (its seed)")
+    parser.add_argument("--include", nargs="+", default=[], type=Path,
+                        help="--save directories of earlier runs whose toys join the tables")
     args = parser.parse_args()
+    for folder in args.include:  # before hours of toys
+        for model in args.models:
+            for mu in args.mu:
+                if not (folder / f"{model}_mu{mu:g}.npz").exists():
+                    parser.error(f"--include {folder}: no {model}_mu{mu:g}.npz there (no earlier run of {model} "
+                                 f"at mu = {mu:g})")
     save = Path(args.save) if args.save else None
     if save is not None:
         save.mkdir(parents=True, exist_ok=False)
@@ -168,14 +203,20 @@ def main() -> int:
         for mu in args.mu:
             toys, truth, seconds = run(model, mu, args, client)
             failed = args.toys - len(toys)
-            title = (f"{model}, mu = {mu}: {len(toys)} toys ({failed} failed fits), {seconds:.0f} s; "
-                     "pulls with the Minos error towards the truth (M), and Hesse's")
-            passed &= print_summary(summarize(toys, truth), title)
+            earlier = 0
+            for folder in args.include:
+                old = saved_toys(folder, model, mu, truth)
+                if set(old) & set(toys):
+                    raise SystemExit(f"validate_coverage: {folder} holds toys of this run's indices "
+                                     f"(from {min(set(old) & set(toys))}); use --first-toy")
+                toys |= old
+                earlier += len(old)
+            title = (f"{model}, mu = {mu}: {len(toys)} toys ({failed} failed fits, {len(toys) - earlier} run "
+                     f"now in {seconds:.0f} s, {earlier} from earlier runs); pulls with the Minos error towards "
+                     "the truth (M), and Hesse's")
+            passed &= print_summary(summarize([toys[i] for i in sorted(toys)], truth), title)
             if save is not None:
-                names = list(truth)
-                fields = ("value", "hesse", "minos_low", "minos_high", "t_truth")
-                np.savez(save / f"{model}_mu{mu:g}.npz", **{
-                    f"{n}_{f}": np.array([getattr(t[n], f) for t in toys]) for n in names for f in fields})
+                save_toys(save / f"{model}_mu{mu:g}.npz", toys, truth)
     print("coverage: PASS" if passed else "coverage: FAIL")
     return 0 if passed else 1
 

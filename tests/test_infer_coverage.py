@@ -131,3 +131,31 @@ def test_nsbi_model_warns_about_a_small_monte_carlo_reference_only(roofit):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         toy.model(index_variable(), reference_sample={**reference, "monte_carlo": False})
+
+
+def test_validation_script_runs_a_study_in_parts(tmp_path):
+    """validate_coverage.py: toys 0-1 saved, then toys 2-3 with --include = toys 0-3 in one run, number for number."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_coverage.py"
+    base = [sys.executable, str(script), "--models", "hisigma", "--mu", "1", "--serial",
+            "--normalization-events", "20000"]
+
+    def run(*extra):
+        done = subprocess.run(base + [str(a) for a in extra], capture_output=True, text=True, timeout=600)
+        assert "hisigma, mu = 1.0" in done.stdout, done.stdout + done.stderr
+        return done.stdout
+
+    run("--toys", 2, "--save", tmp_path / "first")
+    parts = run("--toys", 2, "--first-toy", 2, "--include", tmp_path / "first", "--save", tmp_path / "parts")
+    assert "from earlier runs" in parts
+    run("--toys", 4, "--save", tmp_path / "whole")
+    with np.load(tmp_path / "parts" / "hisigma_mu1.npz") as a, np.load(tmp_path / "whole" / "hisigma_mu1.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    refused = subprocess.run(base + ["--toys", "1", "--include", str(tmp_path / "nothing")], capture_output=True,
+                             text=True, timeout=600)
+    assert refused.returncode == 2 and "no hisigma_mu1.npz" in refused.stderr
