@@ -43,7 +43,7 @@ def combined_workspace(hf, n: int, nps: int):
 
 
 def hisigma_workspace(combined, n: int, folder: str):
-    """``combined`` plus a HI-SIGMA channel of ``n`` bbyy mock events (random-weight flow, POI shared)."""
+    """Add to ``combined`` a HI-SIGMA channel of ``n`` bbyy mock events (random-weight flow, POI shared)."""
     import numpy as np
     import torch
     from rooml.data import bbyy
@@ -55,7 +55,8 @@ def hisigma_workspace(combined, n: int, folder: str):
 
     mock = bbyy.make_mock(n_bkg=n, n_sig=n // 20, seed=1)
     x = np.column_stack([mock[f] for f in bbyy.FEATURES])
-    flow = build_flow(FlowConfig(features=4, context=1, kind="coupling", layers=5, bins=8, hidden=32, seed=1)).eval()
+    config = FlowConfig(features=4, context=1, kind="coupling", layers=5, bins=8, hidden=32, seed=1)
+    flow = build_flow(config).eval()
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -63,8 +64,8 @@ def hisigma_workspace(combined, n: int, folder: str):
     path = export_flow(flow, f"{folder}/hisigma.onnx", features=list(bbyy.FEATURES), context=["m_yy"],
                        preprocessing=bbyy_feature_preprocessing(x), overwrite=True)
     h = hisigma_model(path, path, s_expected=n / 20, n_bkg_start=float(n))
-    ws = combine(combined, h.to_workspace(to_roodataset(mock, h.observables())), rename={"mu": "SigXsecOverSM"},
-                 channel_name="hisigma")
+    unbinned = h.to_workspace(to_roodataset(mock, h.observables()))
+    ws = combine(combined, unbinned, rename={"mu": "SigXsecOverSM"}, channel_name="hisigma")
     ws._rooml_start = {"n_bkg": 1.02 * n, "p1": bbyy.truth.p1, "p2": bbyy.truth.p2}
     return ws
 
@@ -75,7 +76,8 @@ def reset(ws) -> None:
     start = getattr(ws, "_rooml_start", {})
     for p in list(mc.GetParametersOfInterest()) + list(mc.GetNuisanceParameters()):
         name = p.GetName()
-        p.setVal(start.get(name, 1.2 if name == "SigXsecOverSM" else 0.1 if name.startswith("alpha") else 1.0))
+        default = 1.2 if name == "SigXsecOverSM" else 0.1 if name.startswith("alpha") else 1.0
+        p.setVal(start.get(name, default))
 
 
 def timed_fit(ws, native: bool):
@@ -89,7 +91,7 @@ def timed_fit(ws, native: bool):
 
 
 def warm_up(hf, nps: int) -> None:
-    """Fit a 2000-event combination through both NLLs once: one-time costs (JIT, libraries) leave the timings."""
+    """Fit a 2000-event combination through both NLLs once: one-time costs (JIT) leave the timings."""
     ws = combined_workspace(hf, 2000, nps)
     timed_fit(ws, native=True)
     timed_fit(ws, native=False)
@@ -118,7 +120,7 @@ def main() -> None:
 
 
 def run(args, folder: str) -> None:
-    """The benchmark's fits (hf001 and the flows are written to ``folder``)."""
+    """Run the benchmark's fits (hf001 and the flows are written to ``folder``)."""
     hf = hf001_workspace(folder)
     print(f"hf001 (ROOT tutorial) + NSBI channel, 3 processes, {args.nps} nuisance parameters "
           f"({', '.join(f'{a} = {b}' for a, b in SHARED.items())}), Minuit2 strategy 1 + Hesse, "
@@ -145,7 +147,7 @@ def compare(ws, with_roofit: bool) -> None:
     t_fast, fast, nll = timed_fit(ws, native=True)
     poi = fast["SigXsecOverSM"]
     print(f"  rooml RooCombinedNLL: {t_fast:.2f} s; status {fast.status}, SigXsecOverSM = {poi.value:.5f} "
-          f"+- {poi.error:.5f}; {nll.numericEvaluations()} evaluations of RooFit NLL terms for numerical derivatives")
+          f"+- {poi.error:.5f}; {nll.numericEvaluations()} evaluations of RooFit NLL terms for derivatives")
     if not with_roofit:
         return
     t_ref, ref, _ = timed_fit(ws, native=False)

@@ -20,8 +20,8 @@ intervals, the pull mean and width with Minos' error on the side of the truth (t
 Hesse's; PASS/FAIL against: coverage within +-2 % absolute of nominal, pull mean within 3/sqrt(n), width
 within 0.1 of 1.  Toys fan out on Dask (a LocalCluster by default; ``--scheduler`` for an existing one);
 toy i of a configuration always gets the seed ``task_seed(seed, i)``, so a study can be split into runs:
-``--first-toy 300 --toys 700 --include DIR`` runs toys 300-999 and adds the per-toy numbers that an earlier run
-saved (``--save DIR``) for toys 0-299 to the tables (and to its own ``--save``).
+``--first-toy 300 --toys 700 --include DIR`` runs toys 300-999 and adds the per-toy numbers that an earlier
+run saved (``--save DIR``) for toys 0-299 to the tables (and to its own ``--save``).
 
     .venv/bin/python benchmarks/validate_coverage.py [--toys 1000] [--models nsbi hisigma] [--mu 1 0.5]
         [--reference-events 500000] [--workers N | --serial | --scheduler tcp://...] [--save DIR]
@@ -119,7 +119,7 @@ FIELDS = ("value", "hesse", "minos_low", "minos_high", "t_truth")
 
 
 def run(model: str, mu: float, args, client) -> tuple[dict, dict, float]:
-    """Run ``args.toys`` toys of one configuration; return ({toy index: checks} of the good fits, truth, seconds)."""
+    """Run ``args.toys`` toys of one configuration: ({toy index: checks} of the good fits, truth, seconds)."""
     import validate_coverage as module  # pickled by reference, so each worker keeps its built models
 
     shared = {"seed": args.seed, "mu": mu}
@@ -143,7 +143,7 @@ def run(model: str, mu: float, args, client) -> tuple[dict, dict, float]:
 
 
 def saved_toys(folder: Path, model: str, mu: float, truth: dict) -> dict:
-    """{toy index: checks} saved by an earlier run in ``folder`` (files without indices hold toys 0, 1, ...)."""
+    """Read {toy index: checks} an earlier run saved in ``folder`` (no indices stored: toys 0, 1, ...)."""
     from rooml.infer.coverage import ParameterCheck
 
     with np.load(folder / f"{model}_mu{mu:g}.npz") as f:
@@ -155,7 +155,7 @@ def saved_toys(folder: Path, model: str, mu: float, truth: dict) -> dict:
 
 
 def save_toys(path: Path, toys: dict, truth: dict) -> None:
-    """The per-toy numbers of ``toys`` ({index: checks}) as ``path`` (.npz), with their toy indices."""
+    """Write the per-toy numbers of ``toys`` ({index: checks}) to ``path`` (.npz), with their toy indices."""
     order = sorted(toys)
     np.savez(path, toy=np.array(order), **{f"{n}_{f}": np.array([getattr(toys[i][n], f) for i in order])
                                            for n in truth for f in FIELDS})
@@ -188,8 +188,8 @@ def main() -> int:
         for model in args.models:
             for mu in args.mu:
                 if not (folder / f"{model}_mu{mu:g}.npz").exists():
-                    parser.error(f"--include {folder}: no {model}_mu{mu:g}.npz there (no earlier run of {model} "
-                                 f"at mu = {mu:g})")
+                    parser.error(f"--include {folder}: no {model}_mu{mu:g}.npz there "
+                                 f"(no earlier run of {model} at mu = {mu:g})")
     save = Path(args.save) if args.save else None
     if save is not None:
         save.mkdir(parents=True, exist_ok=False)
@@ -212,8 +212,8 @@ def main() -> int:
                 toys |= old
                 earlier += len(old)
             title = (f"{model}, mu = {mu}: {len(toys)} toys ({failed} failed fits, {len(toys) - earlier} run "
-                     f"now in {seconds:.0f} s, {earlier} from earlier runs); pulls with the Minos error towards "
-                     "the truth (M), and Hesse's")
+                     f"now in {seconds:.0f} s, {earlier} from earlier runs); pulls with the Minos error "
+                     "towards the truth (M), and Hesse's")
             passed &= print_summary(summarize([toys[i] for i in sorted(toys)], truth), title)
             if save is not None:
                 save_toys(save / f"{model}_mu{mu:g}.npz", toys, truth)

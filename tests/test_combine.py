@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from rooml.combine import combine, load_workspace, model_config, simultaneous_constant, write_workspace
 from rooml.data import offshell4l
+from rooml.data.histfactory import hf001_channel
 from rooml.infer import fit
 from rooml.roofit import dataset_with_index, index_variable, nsbi_model, to_workspace
 from root_macro import run_root_macro
@@ -47,25 +48,8 @@ def _histfactory_workspace(ROOT, tmp: Path, channels=("channel1",)):
     meas.SetLumi(1.0)
     meas.SetLumiRelErr(0.10)
     for channel in channels:
-        chan = HF.Channel(channel)
-        chan.SetData("data", str(hist_file))
-        chan.SetStatErrorConfig(0.05, "Poisson")
-        sig = HF.Sample("signal", "signal", str(hist_file))
-        sig.AddOverallSys("syst1", 0.95, 1.05)
-        sig.AddNormFactor("SigXsecOverSM", 1.0, 0.0, 3.0)
-        chan.AddSample(sig)
-        b1 = HF.Sample("background1", "background1", str(hist_file))
-        b1.ActivateStatError("background1_statUncert", str(hist_file))
-        b1.AddOverallSys("syst2", 0.95, 1.05)
-        chan.AddSample(b1)
-        b2 = HF.Sample("background2", "background2", str(hist_file))
-        b2.ActivateStatError()
-        b2.AddOverallSys("syst3", 0.95, 1.05)
-        b2.AddHistoSys(
-            "syst4", "background2_syst4_down", str(hist_file), "", "background2_syst4_up", str(hist_file), ""
-        )
-        chan.AddSample(b2)
-        meas.AddChannel(chan)
+        syst4 = ("background2_syst4_down", "background2_syst4_up")
+        meas.AddChannel(hf001_channel(channel, hist_file, histo_sys=syst4))
     meas.CollectHistograms()
     return HF.MakeModelAndMeasurementFast(meas)
 

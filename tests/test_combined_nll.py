@@ -17,7 +17,7 @@ from test_combine import _histfactory_workspace, _random_points, _set, _unbinned
 
 @pytest.fixture(scope="module")
 def combined(roofit, tmp_path_factory):
-    """hf001-like HistFactory model with two channels + the offshell4l NSBI channel (shared alpha_syst1, Lumi)."""
+    """hf001-like HistFactory model (two channels) + the offshell4l NSBI channel (shares alpha_syst1, Lumi)."""
     tmp = tmp_path_factory.mktemp("combined_nll")
     hf = _histfactory_workspace(roofit, tmp, channels=("channel1", "channel2"))
     return combine(hf, _unbinned_workspace(roofit), rename={"mu": "SigXsecOverSM"})
@@ -25,7 +25,8 @@ def combined(roofit, tmp_path_factory):
 
 def _roofit_nll(ROOT, ws, offset="off"):
     mc = ws.obj("ModelConfig")
-    return mc.GetPdf().createNLL(ws.data("obsData"), ROOT.RooFit.EvalBackend("cpu"), ROOT.RooFit.Offset(offset))
+    backend = ROOT.RooFit.EvalBackend("cpu")
+    return mc.GetPdf().createNLL(ws.data("obsData"), backend, ROOT.RooFit.Offset(offset))
 
 
 def _floating(ROOT, nll):
@@ -171,7 +172,7 @@ def test_errors_are_the_inverse_hessian_for_parameters_with_limits(roofit):
 
 @pytest.fixture(scope="module")
 def hisigma_workspace(roofit, tmp_path_factory):
-    """A HI-SIGMA model (random-weight flows, bbyy mock data) in a workspace with a ModelConfig."""
+    """Build a HI-SIGMA model (random-weight flows, bbyy mock data) in a workspace with a ModelConfig."""
     from flow_factory import random_flow
     from rooml.data import bbyy
     from rooml.data.io import to_roodataset
@@ -180,26 +181,28 @@ def hisigma_workspace(roofit, tmp_path_factory):
     from rooml.validation import bbyy_feature_preprocessing
     from rooml.validation.bbyy_sideband import DR_RANGE
 
-    ROOT = roofit
     tmp = tmp_path_factory.mktemp("hisigma_combined")
     mock = bbyy.make_mock(n_bkg=2000, n_sig=100, seed=4)
     x = np.column_stack([mock[f] for f in bbyy.FEATURES])
-    flows = {p: export_flow(random_flow("coupling", features=4, context=1, layers=2, seed=i), tmp / f"{p}.onnx",
-                            features=list(bbyy.FEATURES), context=["m_yy"], preprocessing=bbyy_feature_preprocessing(x),
-                            support=[(0.0, np.inf), (0.0, np.inf), DR_RANGE, DR_RANGE])
+    support = [(0.0, np.inf), (0.0, np.inf), DR_RANGE, DR_RANGE]
+    flows = {p: export_flow(random_flow("coupling", features=4, context=1, layers=2, seed=i),
+                            tmp / f"{p}.onnx",
+                            features=list(bbyy.FEATURES), context=["m_yy"],
+                            preprocessing=bbyy_feature_preprocessing(x), support=support)
              for i, p in enumerate(("signal", "background"))}
     h = hisigma_model(flows["signal"], flows["background"], s_expected=100.0, n_bkg_start=2000.0)
     return h.to_workspace(to_roodataset(mock, h.observables()))
 
 
 def test_hisigma_channel_is_its_own_term_with_roofits_value_and_fit(roofit, combined, hisigma_workspace):
-    """HistFactory + NSBI + HI-SIGMA: the HI-SIGMA channel is its own RooFit NLL term; value and fit = RooFit's."""
+    """HistFactory + NSBI + HI-SIGMA: HI-SIGMA is a RooFit NLL term of its own; value and fit = RooFit's."""
     ROOT = roofit
     ws = combine(combined, hisigma_workspace, rename={"mu": "SigXsecOverSM"}, channel_name="hisigma")
     pdf, data = ws.obj("ModelConfig").GetPdf(), ws.data("obsData")
     nll = create_nll(pdf, data, offset=False)
     assert nll.ClassName() == "RooCombinedNLL"
-    assert [t.ClassName() == "RooNSBINLL" for t in nll.terms()] == [True, False, False]  # NSBI, HI-SIGMA, binned
+    # terms: NSBI, HI-SIGMA, binned
+    assert [t.ClassName() == "RooNSBINLL" for t in nll.terms()] == [True, False, False]
     reference = _roofit_nll(ROOT, ws)
     rng = np.random.default_rng(5)
     for point in _random_points(3, seed=5):
@@ -219,11 +222,12 @@ def test_hisigma_channel_is_its_own_term_with_roofits_value_and_fit(roofit, comb
     shifts = {n: abs(fast[n].value - ref[n].value) / ref[n].error for n in ref.parameters}
     assert max(shifts.values()) < 1e-3, shifts
     for name in fast.parameters:
-        assert fast[name].error == pytest.approx(ref[name].error, rel=0.02)  # Minuit's Hesse in bounded coordinates
+        # (Minuit's Hesse works in bounded coordinates)
+        assert fast[name].error == pytest.approx(ref[name].error, rel=0.02)
 
 
 def test_not_for_models_without_nsbi_channels(roofit, tmp_path, hisigma_workspace):
-    """HistFactory alone or with HI-SIGMA keeps RooFit's NLL; the tutorial workspace hf001 builds from ROOT's files."""
+    """HistFactory alone or with HI-SIGMA keeps RooFit's NLL; hf001 builds from ROOT's tutorial files."""
     ROOT = roofit
     hf = hf001_workspace(tmp_path)
     pdf, data = hf.obj("ModelConfig").GetPdf(), hf.data("obsData")

@@ -134,7 +134,7 @@ def test_nsbi_model_warns_about_a_small_monte_carlo_reference_only(roofit):
 
 
 def test_validation_script_runs_a_study_in_parts(tmp_path):
-    """validate_coverage.py: toys 0-1 saved, then toys 2-3 with --include = toys 0-3 in one run, number for number."""
+    """validate_coverage.py: toys 0-1 saved, then toys 2-3 with --include = toys 0-3 in one run, exactly."""
     import subprocess
     import sys
     from pathlib import Path
@@ -152,10 +152,11 @@ def test_validation_script_runs_a_study_in_parts(tmp_path):
     parts = run("--toys", 2, "--first-toy", 2, "--include", tmp_path / "first", "--save", tmp_path / "parts")
     assert "from earlier runs" in parts
     run("--toys", 4, "--save", tmp_path / "whole")
-    with np.load(tmp_path / "parts" / "hisigma_mu1.npz") as a, np.load(tmp_path / "whole" / "hisigma_mu1.npz") as b:
+    parts_file, whole_file = (tmp_path / name / "hisigma_mu1.npz" for name in ("parts", "whole"))
+    with np.load(parts_file) as a, np.load(whole_file) as b:
         assert sorted(a.files) == sorted(b.files)
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
-    refused = subprocess.run(base + ["--toys", "1", "--include", str(tmp_path / "nothing")], capture_output=True,
-                             text=True, timeout=600)
+    refused = subprocess.run(base + ["--toys", "1", "--include", str(tmp_path / "nothing")],
+                             capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "no hisigma_mu1.npz" in refused.stderr

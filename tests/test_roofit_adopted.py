@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import math
-import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,8 +11,7 @@ import rooml
 import torch
 from rooml.export import adopt_onnx
 from rooml.roofit import dataset_with_index, index_variable, nsbi_model, ratio_function
-from root_macro import run_root_macro
-from test_roofit_ratio import _HELPER, _values
+from test_roofit_ratio import MACRO_POINTS, _values, macro_ratios, values_in_new_process
 from torch import nn
 
 FEATURES = ["x0", "x1", "x2"]
@@ -127,46 +122,11 @@ def test_workspace_round_trip_in_new_process(files, roofit, tmp_path):
     ws.writeToFile(str(path))
     cols = data.to_numpy()
     here = _values(r, np.column_stack([cols[n] for n in FEATURES])).tolist()
-    script = (
-        "import json, numpy as np, ROOT, rooml\n"
-        f"ROOT.gInterpreter.Declare({_HELPER!r})\n"
-        f"f = ROOT.TFile.Open({str(path)!r}); w = f.Get('w')\n"
-        "cols = w.data('data').to_numpy(); names = ['x0', 'x1', 'x2']\n"
-        "flat = np.concatenate([cols[n] for n in names])\n"
-        "values = ROOT.rooml_ratio_test.values(w.function('r'), names, flat, len(cols['x0']))\n"
-        "print(json.dumps(list(values)))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert json.loads(res.stdout.strip().splitlines()[-1]) == here  # bit for bit
-
-
-_MACRO = r"""
-#include <RooArgList.h>
-#include <RooRealVar.h>
-#include <TSystem.h>
-#include <cstdio>
-
-void adopted_macro(const char *modelFile)
-{
-   if (gSystem->Load("libRooML") < 0) { std::printf("cannot load libRooML\n"); return; }
-   RooRealVar x0("x0", "x0", 0, -6, 6), x1("x1", "x1", 0, -6, 6), x2("x2", "x2", 0, -6, 6);
-   RooRatioFunction r("r", "r", RooArgList(x0, x1, x2), modelFile);
-   const double points[3][3] = {{0.1, -0.2, 0.3}, {1.5, 2.5, -3.0}, {-4.0, 0.0, 5.5}};
-   for (auto &p : points) {
-      x0.setVal(p[0]); x1.setVal(p[1]); x2.setVal(p[2]);
-      std::printf("ROOML_RATIO %.17g\n", r.getVal());
-   }
-}
-"""
+    assert values_in_new_process(path, ["r"])["r"] == here  # bit for bit
 
 
 def test_cpp_macro_bit_identical(files, tmp_path):
-    macro = tmp_path / "adopted_macro.C"
-    macro.write_text(_MACRO)
-    out = run_root_macro(macro, files["S"])
-    got = [float(v) for v in re.findall(r"ROOML_RATIO (\S+)", out.stdout)]
-    points = np.array([[0.1, -0.2, 0.3], [1.5, 2.5, -3.0], [-4.0, 0.0, 5.5]])
-    assert got == rooml.load(files["S"]).ratio(points).tolist(), out.stdout + out.stderr
+    assert macro_ratios(files["S"], tmp_path) == rooml.load(files["S"]).ratio(MACRO_POINTS).tolist()
 
 
 class _Gauss(nn.Module):

@@ -85,6 +85,39 @@ std::vector<double> values(RooAbsReal &f, const std::vector<std::string> &names,
 """
 
 
+def values_in_new_process(path, functions, extra: str = "") -> dict:
+    """``{name: values}`` of the workspace ``w``'s functions on its dataset ``data``, read in a new process.
+
+    ``extra`` (Python, with ``w`` and ``out`` in scope) can add entries to the returned dictionary.
+    """
+    script = (
+        "import json, numpy as np, ROOT, rooml\n"
+        f"ROOT.gInterpreter.Declare({_HELPER!r})\n"
+        f"f = ROOT.TFile.Open({str(path)!r}); w = f.Get('w')\n"
+        f"cols = w.data('data').to_numpy(); names = {list(FEATURES)!r}\n"
+        "flat = np.concatenate([cols[n] for n in names])\n"
+        "out = {n: list(ROOT.rooml_ratio_test.values(w.function(n), names, flat, len(cols['x0'])))\n"
+        f"       for n in {list(functions)!r}}}\n"
+        f"{extra}\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+MACRO_POINTS = np.array([[0.1, -0.2, 0.3], [1.5, 2.5, -3.0], [-4.0, 0.0, 5.5]])
+
+
+def macro_ratios(model_file, folder) -> list[float]:
+    """Run a ROOT C++ macro building a RooRatioFunction of ``model_file``; its ratios at MACRO_POINTS."""
+    macro = folder / "ratio_macro.C"
+    macro.write_text(_MACRO)
+    out = run_root_macro(macro, model_file)
+    got = [float(v) for v in re.findall(r"ROOML_RATIO (\S+)", out.stdout)]
+    assert len(got) == len(MACRO_POINTS), out.stdout + out.stderr
+    return got
+
+
 def _values(func, x, names=FEATURES) -> np.ndarray:
     """Evaluate ``func`` on the rows of ``x`` (events x features) through RooFit's doEval."""
     import ROOT
@@ -207,19 +240,8 @@ def test_workspace_round_trip_in_new_process(models, roofit, tmp_path):
     path = tmp_path / "ws.root"
     ws.writeToFile(str(path))
     here = {name: _values(f, _columns(data)).tolist() for name, f in (("r", r), ("log_r", log_r))}
-    script = (
-        "import json, numpy as np, ROOT, rooml\n"
-        f"ROOT.gInterpreter.Declare({_HELPER!r})\n"
-        f"f = ROOT.TFile.Open({str(path)!r}); w = f.Get('w')\n"
-        "cols = w.data('data').to_numpy(); names = ['x0', 'x1', 'x2']\n"
-        "flat = np.concatenate([cols[n] for n in names])\n"
-        "out = {n: list(ROOT.rooml_ratio_test.values(w.function(n), names, flat, len(cols['x0'])))\n"
-        "       for n in ('r', 'log_r')}\n"
-        "out['member'] = w.function('r').member(); out['log'] = bool(w.function('log_r').logRatio())\n"
-        "print(json.dumps(out))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    there = json.loads(res.stdout.strip().splitlines()[-1])
+    there = values_in_new_process(path, ["r", "log_r"], extra="out['member'] = w.function('r').member(); "
+                                  "out['log'] = bool(w.function('log_r').logRatio())")
     assert there.pop("member") == 1 and there.pop("log") is True
     assert there == here  # bit for bit
 
@@ -246,13 +268,8 @@ void ratio_macro(const char *modelFile)
 
 def test_cpp_macro(models, tmp_path):
     """A ROOT C++ macro builds a RooRatioFunction from the file and gets the core's values."""
-    macro = tmp_path / "ratio_macro.C"
-    macro.write_text(_MACRO)
     path = models["files"]["single"]
-    out = run_root_macro(macro, path)
-    got = [float(v) for v in re.findall(r"ROOML_RATIO (\S+)", out.stdout)]
-    points = np.array([[0.1, -0.2, 0.3], [1.5, 2.5, -3.0], [-4.0, 0.0, 5.5]])
-    assert got == pytest.approx(rooml.load(path).ratio(points), rel=1e-14), out.stdout + out.stderr
+    assert macro_ratios(path, tmp_path) == pytest.approx(rooml.load(path).ratio(MACRO_POINTS), rel=1e-14)
 
 
 def _nsbi(idx, ratios, shape):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["hf001_workspace", "histfactory_tutorials"]
+__all__ = ["hf001_channel", "hf001_workspace", "histfactory_tutorials"]
 
 
 def histfactory_tutorials() -> Path:
@@ -54,21 +54,39 @@ def hf001_workspace(folder: str | os.PathLike):
     meas.AddConstantParam("alpha_syst1")
     meas.SetLumi(1.0)
     meas.SetLumiRelErr(0.10)
-    chan = HF.Channel("channel1")
-    chan.SetData("data", str(inputs))
+    meas.AddChannel(hf001_channel("channel1", inputs))
+    meas.CollectHistograms()
+    return HF.MakeModelAndMeasurementFast(meas)
+
+
+def hf001_channel(name: str, inputs: str | os.PathLike, *, histo_sys: tuple[str, str] | None = None):
+    """Build a ``HistFactory.Channel`` like tutorial ``hf001_example``'s from the histograms in ``inputs``.
+
+    Samples ``signal`` (OverallSys ``syst1``, NormFactor ``SigXsecOverSM`` in [0, 3]), ``background1``
+    (stat. error from ``background1_statUncert``, ``syst2``) and ``background2`` (stat. error, ``syst3``; with
+    ``histo_sys = (down, up)`` histogram names also a HistoSys ``syst4``); data ``data``; Poisson stat. errors
+    above 5 %.
+    """
+    import ROOT
+
+    HF = ROOT.RooStats.HistFactory
+    inputs = str(inputs)
+    chan = HF.Channel(name)
+    chan.SetData("data", inputs)
     chan.SetStatErrorConfig(0.05, "Poisson")
-    signal = HF.Sample("signal", "signal", str(inputs))
+    signal = HF.Sample("signal", "signal", inputs)
     signal.AddOverallSys("syst1", 0.95, 1.05)
     signal.AddNormFactor("SigXsecOverSM", 1, 0, 3)
     chan.AddSample(signal)
-    background1 = HF.Sample("background1", "background1", str(inputs))
-    background1.ActivateStatError("background1_statUncert", str(inputs))
+    background1 = HF.Sample("background1", "background1", inputs)
+    background1.ActivateStatError("background1_statUncert", inputs)
     background1.AddOverallSys("syst2", 0.95, 1.05)
     chan.AddSample(background1)
-    background2 = HF.Sample("background2", "background2", str(inputs))
+    background2 = HF.Sample("background2", "background2", inputs)
     background2.ActivateStatError()
     background2.AddOverallSys("syst3", 0.95, 1.05)
+    if histo_sys is not None:
+        down, up = histo_sys
+        background2.AddHistoSys("syst4", down, inputs, "", up, inputs, "")
     chan.AddSample(background2)
-    meas.AddChannel(chan)
-    meas.CollectHistograms()
-    return HF.MakeModelAndMeasurementFast(meas)
+    return chan

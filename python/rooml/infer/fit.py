@@ -115,9 +115,9 @@ def minimize(nll, *, strategy: int = 1, hesse: bool = True, minos: list | None =
     """Minimize ``nll`` with Minuit2 (migrad, then hesse / minos); returns the ``RooFitResult``.
 
     An NLL with an analytic gradient and Hessian (``RooNSBINLL``, ``RooCombinedNLL``) has Minuit use both,
-    and Hesse's covariance is replaced by the inverse of the analytic Hessian at the minimum (Minuit's Hesse works in
-    its internal, bounded coordinates with finite steps and is off by up to a few per cent for parameters
-    with limits).  ``tolerance`` is Minuit's (the EDM goal is 0.002 ``tolerance`` x 0.5).
+    and Hesse's covariance is replaced by the inverse of the analytic Hessian at the minimum (Minuit's Hesse
+    works in its internal, bounded coordinates with finite steps and is off by up to a few per cent for
+    parameters with limits).  ``tolerance`` is Minuit's (the EDM goal is 0.002 ``tolerance`` x 0.5).
     """
     import ROOT
 

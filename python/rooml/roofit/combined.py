@@ -1,4 +1,4 @@
-"""The NLL of a combined model (``RooSimultaneous``) as a sum of terms with analytic or cheap numerical derivatives.
+"""The NLL of a combined model (``RooSimultaneous``): terms with analytic or cheap numerical derivatives.
 
 A combination of unbinned rooml channels with binned HistFactory channels (what :func:`rooml.combine.combine`
 builds) has the likelihood ``L = L_binned * prod_c L_c``.  :func:`combined_nll` builds its NLL as a
@@ -91,7 +91,8 @@ def combined_nll(model, data, *, constraints=None, offset: bool = True):
     return out
 
 
-_ROOML_DENSITIES = ("RooFlowPdf", "RooInterpolatedDensity", "RooRatioFunction", "RooEventColumn", "RooNSBIPdf")
+_ROOML_DENSITIES = ("RooFlowPdf", "RooInterpolatedDensity", "RooRatioFunction", "RooEventColumn",
+                    "RooNSBIPdf")
 
 
 def _has_rooml_density(ROOT, pdf) -> bool:
@@ -102,8 +103,8 @@ def _has_rooml_density(ROOT, pdf) -> bool:
 def _split_constraints(ROOT, pdf, observables):
     """``(shape pdf, [constraint pdfs])`` of a channel pdf, or None when its constraints cannot be split off.
 
-    A ``RooProdPdf`` of one observable-dependent factor and constraint terms is split; any other pdf is its own
-    shape, provided it holds no constraint term (RooFit would count one shared with other channels twice).
+    A ``RooProdPdf`` of one observable-dependent factor and constraint terms is split; any other pdf is its
+    own shape, provided it holds no constraint term (RooFit would count one shared with other channels twice).
     """
     if isinstance(pdf, ROOT.RooProdPdf):
         factors = list(pdf.pdfList())

@@ -40,7 +40,7 @@ class HiSigmaModel:
         return ROOT.RooArgSet(self.mass, *self.features)
 
     def to_workspace(self, data=None, name: str = "hisigma", model_config: str = "ModelConfig"):
-        """A ``RooWorkspace`` with the model, ``data`` (optional) and a ``RooStats::ModelConfig``.
+        """Put the model, ``data`` (optional) and a ``RooStats::ModelConfig`` into a new ``RooWorkspace``.
 
         POI ``mu``; nuisance parameters the background yield and mass-shape parameters; observables the mass
         and the features: what ``rooml combine`` and RooStats take.
@@ -54,7 +54,8 @@ class HiSigmaModel:
         mc = ROOT.RooStats.ModelConfig(model_config, ws)
         mc.SetPdf(self.model.GetName())
         mc.SetParametersOfInterest(ROOT.RooArgSet(ws.var(self.mu.GetName())))
-        mc.SetNuisanceParameters(ROOT.RooArgSet(*[ws.var(v.GetName()) for v in (self.n_bkg, self.p1, self.p2)]))
+        nuisance = [ws.var(v.GetName()) for v in (self.n_bkg, self.p1, self.p2)]
+        mc.SetNuisanceParameters(ROOT.RooArgSet(*nuisance))
         mc.SetObservables(ROOT.RooArgSet(*[ws.var(v.GetName()) for v in self.observables()]))
         ws.Import(mc)
         return ws
