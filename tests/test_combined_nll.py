@@ -17,7 +17,7 @@ from test_combine import _histfactory_workspace, _random_points, _set, _unbinned
 
 @pytest.fixture(scope="module")
 def combined(roofit, tmp_path_factory):
-    """hf001-like HistFactory model (two channels) + the offshell4l NSBI channel (shares alpha_syst1, Lumi)."""
+    """hf001-like HistFactory model (two channels) + offshell4l NSBI channel (shares alpha_syst1, Lumi)."""
     tmp = tmp_path_factory.mktemp("combined_nll")
     hf = _histfactory_workspace(roofit, tmp, channels=("channel1", "channel2"))
     return combine(hf, _unbinned_workspace(roofit), rename={"mu": "SigXsecOverSM"})
