@@ -43,7 +43,7 @@ def combined_workspace(hf, n: int, nps: int):
 
 
 def hisigma_workspace(combined, n: int, folder: str):
-    """Add to ``combined`` a HI-SIGMA channel of ``n`` bbyy mock events (random-weight flow, POI shared)."""
+    """Add a HI-SIGMA channel of ``n`` bbyy mock events to ``combined``: (workspace, NP start values)."""
     import numpy as np
     import torch
     from rooml.data import bbyy
@@ -66,23 +66,21 @@ def hisigma_workspace(combined, n: int, folder: str):
     h = hisigma_model(path, path, s_expected=n / 20, n_bkg_start=float(n))
     unbinned = h.to_workspace(to_roodataset(mock, h.observables()))
     ws = combine(combined, unbinned, rename={"mu": "SigXsecOverSM"}, channel_name="hisigma")
-    ws._rooml_start = {"n_bkg": 1.02 * n, "p1": bbyy.truth.p1, "p2": bbyy.truth.p2}
-    return ws
+    return ws, {"n_bkg": 1.02 * n, "p1": bbyy.truth.p1, "p2": bbyy.truth.p2}
 
 
-def reset(ws) -> None:
-    """Start values: POI 1.2, every alpha 0.1, HI-SIGMA's near their truth, the other floating ones at 1."""
+def reset(ws, start: dict) -> None:
+    """Set the start values: ``start``, else POI 1.2, every alpha 0.1, the other floating ones 1."""
     mc = ws.obj("ModelConfig")
-    start = getattr(ws, "_rooml_start", {})
     for p in list(mc.GetParametersOfInterest()) + list(mc.GetNuisanceParameters()):
         name = p.GetName()
         default = 1.2 if name == "SigXsecOverSM" else 0.1 if name.startswith("alpha") else 1.0
         p.setVal(start.get(name, default))
 
 
-def timed_fit(ws, native: bool):
-    """Fit from the start values: (seconds for NLL + Migrad + Hesse, FitResult)."""
-    reset(ws)
+def timed_fit(ws, native: bool, start: dict | None = None):
+    """Fit from reset's start values (``start`` overrides them): (seconds for NLL + fit, FitResult)."""
+    reset(ws, start or {})
     pdf, data = ws.obj("ModelConfig").GetPdf(), ws.data("obsData")
     t0 = time.perf_counter()
     nll = create_nll(pdf, data, native=native)
@@ -135,22 +133,22 @@ def run(args, folder: str) -> None:
               f"(combined workspace built in {time.perf_counter() - t0:.1f} s)")
         compare(ws, n <= args.roofit_max)
     for n in args.hisigma:
-        ws = hisigma_workspace(combined_workspace(hf, int(n), args.nps), int(n), folder)
+        ws, start = hisigma_workspace(combined_workspace(hf, int(n), args.nps), int(n), folder)
         data = ws.data("obsData")
         print(f"\nhf001 + NSBI channel of {data.sumEntries('channelCat==channelCat::unbinned'):.0f} events + "
               f"HI-SIGMA channel of {data.sumEntries('channelCat==channelCat::hisigma'):.0f} events")
-        compare(ws, n <= args.roofit_max)
+        compare(ws, n <= args.roofit_max, start)
 
 
-def compare(ws, with_roofit: bool) -> None:
+def compare(ws, with_roofit: bool, start: dict | None = None) -> None:
     """Fit ``ws`` through RooCombinedNLL and (``with_roofit``) RooFit's NLL; print times and differences."""
-    t_fast, fast, nll = timed_fit(ws, native=True)
+    t_fast, fast, nll = timed_fit(ws, native=True, start=start)
     poi = fast["SigXsecOverSM"]
     print(f"  rooml RooCombinedNLL: {t_fast:.2f} s; status {fast.status}, SigXsecOverSM = {poi.value:.5f} "
           f"+- {poi.error:.5f}; {nll.numericEvaluations()} evaluations of RooFit NLL terms for derivatives")
     if not with_roofit:
         return
-    t_ref, ref, _ = timed_fit(ws, native=False)
+    t_ref, ref, _ = timed_fit(ws, native=False, start=start)
     rpoi = ref["SigXsecOverSM"]
     print(f"  RooFit NLL of the same RooSimultaneous: {t_ref:.2f} s; status {ref.status}, "
           f"SigXsecOverSM = {rpoi.value:.5f} +- {rpoi.error:.5f}")

@@ -142,11 +142,16 @@ def run(model: str, mu: float, args, client) -> tuple[dict, dict, float]:
     return {i: r for i, r in zip(indices, rows) if r is not None}, truth, time.perf_counter() - t0
 
 
+def toys_file(folder: Path, model: str, mu: float) -> Path:
+    """The .npz of one configuration's per-toy numbers in a ``--save`` directory."""
+    return Path(folder) / f"{model}_mu{mu:g}.npz"
+
+
 def saved_toys(folder: Path, model: str, mu: float, truth: dict) -> dict:
     """Read {toy index: checks} an earlier run saved in ``folder`` (no indices stored: toys 0, 1, ...)."""
     from rooml.infer.coverage import ParameterCheck
 
-    with np.load(folder / f"{model}_mu{mu:g}.npz") as f:
+    with np.load(toys_file(folder, model, mu)) as f:
         columns = {key: f[key] for key in f.files}
     n = len(columns[f"{next(iter(truth))}_value"])
     toys = columns.get("toy", np.arange(n))
@@ -187,8 +192,8 @@ def main() -> int:
     for folder in args.include:  # before hours of toys
         for model in args.models:
             for mu in args.mu:
-                if not (folder / f"{model}_mu{mu:g}.npz").exists():
-                    parser.error(f"--include {folder}: no {model}_mu{mu:g}.npz there "
+                if not toys_file(folder, model, mu).exists():
+                    parser.error(f"--include {folder}: no {toys_file(folder, model, mu).name} there "
                                  f"(no earlier run of {model} at mu = {mu:g})")
     save = Path(args.save) if args.save else None
     if save is not None:
@@ -216,7 +221,7 @@ def main() -> int:
                      "towards the truth (M), and Hesse's")
             passed &= print_summary(summarize([toys[i] for i in sorted(toys)], truth), title)
             if save is not None:
-                save_toys(save / f"{model}_mu{mu:g}.npz", toys, truth)
+                save_toys(toys_file(save, model, mu), toys, truth)
     print("coverage: PASS" if passed else "coverage: FAIL")
     return 0 if passed else 1
 

@@ -37,7 +37,7 @@ def combined_nll(model, data, *, constraints=None, offset: bool = True):
     ROOT.RooCombinedNLL or None
         None when ``model`` is not a ``RooSimultaneous`` or none of its channels is an NSBI model that
         ``RooNSBINLL`` covers: then RooFit's own NLL is the right one (for HistFactory + HI-SIGMA alone it
-        is as fast as this sum: ``benchmarks/bench_combined_fit.py``).
+        was faster than this sum: docs/combination.md).
     """
     ROOT = load_library()
     from rooml.roofit.nsbi import _nsbi_parts, nsbi_nll
@@ -49,12 +49,12 @@ def combined_nll(model, data, *, constraints=None, offset: bool = True):
     channels = {label: pdf for label, pdf in channels.items() if pdf}
     nsbi = {label: _nsbi_parts(ROOT, pdf, None) for label, pdf in channels.items()}
     nsbi = {label: parts for label, parts in nsbi.items() if parts is not None}
+    if not nsbi:
+        return None  # without a RooNSBINLL term RooFit's NLL is faster (measured in bench_combined_fit.py)
     observables = data.get()
     unbinned = {label: _split_constraints(ROOT, pdf, observables) for label, pdf in channels.items()
                 if label not in nsbi and _has_rooml_density(ROOT, pdf)}
     unbinned = {label: parts for label, parts in unbinned.items() if parts is not None}
-    if not nsbi:
-        return None  # without a RooNSBINLL term RooFit's NLL is as fast (measured in bench_combined_fit.py)
     rest = [label for label in channels if label not in nsbi and label not in unbinned]
     counted = _constraint_names(ROOT, [channels[label] for label in rest], data)
     terms, keep = [], [data]

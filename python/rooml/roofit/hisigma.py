@@ -45,20 +45,11 @@ class HiSigmaModel:
         POI ``mu``; nuisance parameters the background yield and mass-shape parameters; observables the mass
         and the features: what ``rooml combine`` and RooStats take.
         """
-        import ROOT
+        from rooml.roofit.nsbi import to_workspace
 
-        ws = ROOT.RooWorkspace(name, name)
-        ws.Import(self.model, ROOT.RooFit.Silence())
-        if data is not None:
-            ws.Import(data, ROOT.RooFit.Silence())
-        mc = ROOT.RooStats.ModelConfig(model_config, ws)
-        mc.SetPdf(self.model.GetName())
-        mc.SetParametersOfInterest(ROOT.RooArgSet(ws.var(self.mu.GetName())))
-        nuisance = [ws.var(v.GetName()) for v in (self.n_bkg, self.p1, self.p2)]
-        mc.SetNuisanceParameters(ROOT.RooArgSet(*nuisance))
-        mc.SetObservables(ROOT.RooArgSet(*[ws.var(v.GetName()) for v in self.observables()]))
-        ws.Import(mc)
-        return ws
+        parts = {"pdf": self.model, "poi": [self.mu], "nuisance_parameters": [self.n_bkg, self.p1, self.p2],
+                 "global_observables": [], "observables": [self.mass, *self.features]}
+        return to_workspace(parts, data, name=name, model_config=model_config)
 
 
 def hisigma_model(signal_flow, background_flow, *, mass_range=(90.0, 180.0), mass_name="m_yy",

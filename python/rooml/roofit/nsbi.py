@@ -318,7 +318,8 @@ def update_event_inputs(model: dict, ratios: Mapping | None = None, shape: Mappi
     Parameters
     ----------
     model
-        The dictionary returned by :func:`nsbi_model`.
+        The dictionary returned by :func:`nsbi_model` (or any with its keys ``pdf``, ``poi``,
+        ``nuisance_parameters``, ``global_observables``, ``observables``).
     ratios
         ``{process: array}``.
     shape
@@ -387,7 +388,8 @@ def to_workspace(model: dict, data=None, name: str = "w", model_config: str = "M
     Parameters
     ----------
     model
-        The dictionary returned by :func:`nsbi_model`.
+        The dictionary returned by :func:`nsbi_model` (or any with its keys ``pdf``, ``poi``,
+        ``nuisance_parameters``, ``global_observables``, ``observables``).
     data
         Optional dataset to import.
     name, model_config
