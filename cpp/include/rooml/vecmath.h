@@ -170,11 +170,43 @@ inline __m512d exp8(__m512d x) {
 }
 #endif
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+/// exp of 4 lanes with exp8's algorithm and results: the 16-entry table is read by one gather, and
+/// 2^(n>>4) goes into the exponent bits as (n & ~15) << 48 (AVX2 has no 64-bit arithmetic shift).
+inline __m256d exp4(__m256d x) {
+  alignas(32) static constexpr double kTable[16] = {  // 2^(j/16), correctly rounded
+      1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916, 1.189207115002721, 1.241857812073484,
+      1.2968395546510096, 1.3542555469368927, 1.4142135623730951, 1.4768261459394993, 1.5422108254079407,
+      1.6104903319492543, 1.681792830507429, 1.7562521603732995, 1.8340080864093424, 1.9152065613971474};
+  const __m256d shifter = _mm256_set1_pd(6755399441055744.0);  // 1.5 * 2^52
+  x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-700.0)), _mm256_set1_pd(700.0));
+  const __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(16.0 * 1.4426950408889634074), shifter);
+  const __m256d k = _mm256_sub_pd(t, shifter);  // n = round(16 x / ln2)
+  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01 / 16.0), x);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10 / 16.0), r);
+  __m256d p = _mm256_set1_pd(1.0 / 5040.0);
+  p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 720.0));
+  p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 120.0));
+  p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 24.0));
+  p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 6.0));
+  p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(0.5));
+  p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
+  p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
+  const __m256i n = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(shifter));
+  const __m256i low = _mm256_and_si256(n, _mm256_set1_epi64x(15));
+  const __m256d table = _mm256_i64gather_pd(kTable, low, 8);
+  const __m256i high = _mm256_slli_epi64(_mm256_andnot_si256(_mm256_set1_epi64x(15), n), 48);
+  return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(table), high)));
+}
+#endif
+
 /// x[i] = exp(x[i]) for i < count (fast_exp's range and accuracy; exp8 where available).
 inline void exp_inplace(double* __restrict x, std::size_t count) {
   std::size_t i = 0;
 #if defined(__AVX512F__)
   for (; i + 8 <= count; i += 8) _mm512_storeu_pd(x + i, exp8(_mm512_loadu_pd(x + i)));
+#elif defined(__AVX2__)
+  for (; i + 4 <= count; i += 4) _mm256_storeu_pd(x + i, exp4(_mm256_loadu_pd(x + i)));
 #endif
   for (; i < count; ++i) x[i] = fast_exp(x[i]);
 }
@@ -198,6 +230,12 @@ inline void add_sigmoid_product(double* __restrict h, const double* __restrict t
     __m512d q = _mm512_mul_pd(tv, r);
     q = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, q, tv), q);
     _mm512_storeu_pd(h + i, _mm512_add_pd(_mm512_loadu_pd(h + i), q));
+  }
+#elif defined(__AVX2__)
+  const __m256d one = _mm256_set1_pd(1.0);
+  for (; i + 4 <= count; i += 4) {
+    const __m256d d = _mm256_add_pd(one, exp4(_mm256_sub_pd(_mm256_setzero_pd(), _mm256_loadu_pd(g + i))));
+    _mm256_storeu_pd(h + i, _mm256_add_pd(_mm256_loadu_pd(h + i), _mm256_div_pd(_mm256_loadu_pd(t + i), d)));
   }
 #endif
   for (; i < count; ++i) h[i] += t[i] / (1.0 + fast_exp(-g[i]));

@@ -5,90 +5,108 @@
 namespace rooml::ROOML_ISA_NS {
 namespace {
 
-// Tile shapes: R outputs x V vectors of kLanes events of sums held in registers while the inputs stream by.
+// Tiles: up to kMaxOutputs outputs x V vectors of kLanes events of sums held in registers while the inputs
+// stream by.
 #if defined(__AVX512F__)
-constexpr size_t kLanes = 8, kTileOutputs = 8, kTileVectors = 2;  // 16 sums + 2 inputs of 32 registers
+constexpr size_t kLanes = 8, kMaxOutputs = 8, kTileVectors = 2;  // 16 sums + 2 inputs of 32 registers
 #elif defined(__AVX2__)
-constexpr size_t kLanes = 4, kTileOutputs = 6, kTileVectors = 2;  // 12 sums + 2 inputs + 1 weight of 16
+constexpr size_t kLanes = 4, kMaxOutputs = 6, kTileVectors = 2;  // 12 sums + 2 inputs + 1 weight of 16
 #elif defined(__aarch64__)
-constexpr size_t kLanes = 2, kTileOutputs = 8, kTileVectors = 2;  // NEON: 16 sums + 2 inputs of 32
+constexpr size_t kLanes = 2, kMaxOutputs = 8, kTileVectors = 2;  // NEON: 16 sums + 2 inputs of 32
 #else
-constexpr size_t kLanes = 2, kTileOutputs = 6, kTileVectors = 2;  // SSE2: 12 sums + 2 inputs of 16
+constexpr size_t kLanes = 2, kMaxOutputs = 6, kTileVectors = 2;  // SSE2: 12 sums + 2 inputs of 16
 #endif
 constexpr size_t kTileEvents = kLanes * kTileVectors;
 static_assert(kTileEvents <= 16, "Dense::kTileEvents (the padding promised to callers) is 16");
-constexpr size_t kPackedInputs = 256;
+// Layers are summed over panels of at most kPanelInputs inputs (the bias and inputs [0, 256), then the next
+// 256 added to those sums, ...): the inputs of a panel stay in L2 while all output tiles pass over them.
+constexpr size_t kPanelInputs = 256;
 
 // GCC/Clang vector extension of this kernel set's width: explicit SIMD without intrinsics.
 typedef double vec __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
-typedef long long lvec __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
 
 // Loads and stores through the vector type (it aliases double), not memcpy: GCC 12 copies 256-bit
 // memcpys through the stack in 128-bit halves, and the reload then stalls.
-template <bool Relu>
-inline void input(vec& v, const double* p) {
-  v = *reinterpret_cast<const vec*>(p);
-  if constexpr (Relu) v = (vec)((lvec)v & (v > 0.0));
+inline vec load(const double* p) { return *reinterpret_cast<const vec*>(p); }
+inline void store(double* p, vec v) { *reinterpret_cast<vec*>(p) = v; }
+
+// relu(v) = max(v, 0) in one instruction (NaN and -0 give +0, as before).
+inline vec relu(vec v) {
+#if defined(__AVX512F__)
+  return _mm512_max_pd(v, _mm512_setzero_pd());
+#elif defined(__AVX2__)
+  return _mm256_max_pd(v, _mm256_setzero_pd());
+#else
+  return v > 0.0 ? v : vec{};
+#endif
 }
 
-/// Outputs [o, o + R) for all events.  The sum runs over i in order, so every event gets the same rounding
-/// whatever its position in the block.
-template <size_t R, bool Relu>
-__attribute__((noinline)) void rows(const double* weight, const double* bias, size_t in, size_t o,
+/// Outputs [o, o + R) for all events over one panel of `in` inputs: y = start + sum_i w[i][r] x[i], with start
+/// the bias (FromBias) or y's sums of the earlier panels.  The sum runs over i in order, so every event gets
+/// the same rounding whatever its position in the block (and a layer summed in panels is summed in order).
+template <size_t R, bool Relu, bool FromBias>
+__attribute__((noinline)) void rows(const double* __restrict w, const double* __restrict bias, size_t in,
                                     const double* __restrict x, double* __restrict y, size_t n, size_t stride) {
   constexpr size_t V = kTileVectors;
-  // The R weights of each input side by side: one pointer walks them all.
-  double stack[kPackedInputs * R];
-  double* heap = in > kPackedInputs ? new double[in * R] : nullptr;
-  double* packed = heap ? heap : stack;
-  for (size_t i = 0; i < in; ++i)
-    for (size_t r = 0; r < R; ++r) packed[i * R + r] = weight[(o + r) * in + i];
-  const double* __restrict w = packed;
-  const double* __restrict b = bias + o;
   for (size_t e0 = 0; e0 < n; e0 += kTileEvents) {
     vec acc[R][V];
     for (size_t r = 0; r < R; ++r)
-      for (size_t v = 0; v < V; ++v) acc[r][v] = vec{} + b[r];
+      for (size_t v = 0; v < V; ++v) acc[r][v] = FromBias ? vec{} + bias[r] : load(y + r * stride + e0 + v * kLanes);
     const double* xr = x + e0;
-    for (size_t i = 0; i < in; ++i, xr += stride) {
+    const double* wr = w;
+    for (size_t i = 0; i < in; ++i, xr += stride, wr += R) {
       vec xv[V];
-      for (size_t v = 0; v < V; ++v) input<Relu>(xv[v], xr + v * kLanes);
-      for (size_t r = 0; r < R; ++r) {
-        const double wr = w[i * R + r];
-        for (size_t v = 0; v < V; ++v) acc[r][v] += wr * xv[v];
-      }
+      for (size_t v = 0; v < V; ++v) xv[v] = Relu ? relu(load(xr + v * kLanes)) : load(xr + v * kLanes);
+      for (size_t r = 0; r < R; ++r)
+        for (size_t v = 0; v < V; ++v) acc[r][v] += wr[r] * xv[v];
     }
-    double* yr = y + o * stride + e0;
-    for (size_t r = 0; r < R; ++r, yr += stride)
-      for (size_t v = 0; v < V; ++v) *reinterpret_cast<vec*>(yr + v * kLanes) = acc[r][v];
-  }
-  delete[] heap;
-}
-
-/// The last `left` (< kTileOutputs) outputs in one pass.
-template <bool Relu, size_t R = kTileOutputs - 1>
-void last_rows(size_t left, const double* weight, const double* bias, size_t in, size_t o, const double* x,
-               double* y, size_t n, size_t stride) {
-  if constexpr (R > 0) {
-    if (left == R) return rows<R, Relu>(weight, bias, in, o, x, y, n, stride);
-    last_rows<Relu, R - 1>(left, weight, bias, in, o, x, y, n, stride);
+    for (size_t r = 0; r < R; ++r)
+      for (size_t v = 0; v < V; ++v) store(y + r * stride + e0 + v * kLanes, acc[r][v]);
   }
 }
 
-template <bool Relu>
-void run(const double* weight, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
-         size_t stride) {
-  size_t o = 0;
-  for (; o + kTileOutputs <= out; o += kTileOutputs) rows<kTileOutputs, Relu>(weight, bias, in, o, x, y, n, stride);
-  last_rows<Relu>(out - o, weight, bias, in, o, x, y, n, stride);
+typedef void (*RowsFn)(const double*, const double*, size_t, const double*, double*, size_t, size_t);
+
+template <bool Relu, bool FromBias, size_t R = kMaxOutputs>
+RowsFn rows_fn(size_t r) {
+  if constexpr (R == 0) {
+    return nullptr;
+  } else {
+    return r == R ? &rows<R, Relu, FromBias> : rows_fn<Relu, FromBias, R - 1>(r);
+  }
 }
+
+RowsFn rows_fn(size_t r, bool relu_input, bool from_bias) {
+  if (relu_input) return from_bias ? rows_fn<true, true>(r) : rows_fn<true, false>(r);
+  return from_bias ? rows_fn<false, true>(r) : rows_fn<false, false>(r);
+}
+
+/// The outputs cut into `count` tiles of at most kMaxOutputs that differ by at most one (32 = 6+6+5+5+5+5, not
+/// 6+6+6+6+6+2: a narrow tile has too few independent sums to keep the FMA units busy).
+struct Tiles {
+  size_t count, base, wider;
+  explicit Tiles(size_t out) : count((out + kMaxOutputs - 1) / kMaxOutputs), base(out / count), wider(out % count) {}
+  size_t first(size_t t) const { return t * base + (t < wider ? t : wider); }
+  size_t size(size_t t) const { return base + (t < wider ? 1 : 0); }
+};
 
 }  // namespace
 
 void dense(const double* weight, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
            size_t stride, bool relu_input) {
-  (relu_input ? run<true> : run<false>)(weight, bias, in, out, x, y, n, stride);
+  const Tiles tiles(out);
+  double packed[kPanelInputs * kMaxOutputs];  // one tile's weights of one panel, input by input ([i][r])
+  for (size_t i0 = 0; i0 < in; i0 += kPanelInputs) {
+    const size_t panel = in - i0 < kPanelInputs ? in - i0 : kPanelInputs;
+    for (size_t t = 0; t < tiles.count; ++t) {
+      const size_t o = tiles.first(t), size = tiles.size(t);
+      for (size_t i = 0; i < panel; ++i)
+        for (size_t r = 0; r < size; ++r) packed[i * size + r] = weight[(o + r) * in + i0 + i];
+      rows_fn(size, relu_input, i0 == 0)(packed, bias + o, panel, x + i0 * stride, y + o * stride, n, stride);
+    }
+  }
 }
+
 
 void silu_inplace(double* __restrict h, size_t count) {
   for (size_t e = 0; e < count; ++e) h[e] = h[e] / (1.0 + fast_exp(-h[e]));
