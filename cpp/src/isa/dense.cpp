@@ -94,6 +94,7 @@ struct Tiles {
 
 void dense(const double* weight, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
            size_t stride, bool relu_input) {
+  if (out == 0) return;  // Tiles needs at least one output
   const Tiles tiles(out);
   double packed[kPanelInputs * kMaxOutputs];  // one tile's weights of one panel, input by input ([i][r])
   for (size_t i0 = 0; i0 < in; i0 += kPanelInputs) {
