@@ -77,11 +77,12 @@ void flexible_loop(RooStats::HistFactory::FlexibleInterpVar& f, RooArgList& para
     out[e] = f.getVal();
   }
 }
-// The vectorized path (doEval) through RooFit's Evaluator.
-void set_input(RooFit::Evaluator& ev, const char* name, const double* p, std::size_t n) {
-  ev.setInput(name, {p, n}, false);
-}
-void run(RooFit::Evaluator& ev, double* out, std::size_t n) {
+// The vectorized path (doEval) through RooFit's Evaluator, with the observables names[j] fed from the
+// columns cols[j * n, (j + 1) * n).  The Evaluator lives only inside this call: its destructor writes into
+// every node of f, so one kept alive in Python could outlive f (a use after free: heap corruption).
+void run(RooAbsReal& f, const std::vector<std::string>& names, const double* cols, std::size_t n, double* out) {
+  RooFit::Evaluator ev(f);
+  for (std::size_t j = 0; j < names.size(); ++j) ev.setInput(names[j], {cols + j * n, n}, false);
   auto r = ev.run();
   if (r.size() != n) throw std::runtime_error("Evaluator returned " + std::to_string(r.size()) + " values");
   for (std::size_t i = 0; i < n; ++i) out[i] = r[i];
@@ -141,21 +142,14 @@ class Piecewise:
 
     def evaluator(self, nominal, low, high):
         """Return a function running an Evaluator (the doEval path) on the event columns."""
-        ns = self.ROOT.rooml_interp_test
-        ev = self.ROOT.RooFit.Evaluator(self.f)
-        cols = [np.ascontiguousarray(nominal)]
-        ns.set_input(ev, "nom", cols[-1], len(nominal))
-        for k in range(self.K):
-            for name, arr in ((f"lo{k}", low[k]), (f"hi{k}", high[k])):
-                cols.append(np.ascontiguousarray(arr))
-                ns.set_input(ev, name, cols[-1], len(nominal))
+        names = ["nom"] + [f"{side}{k}" for k in range(self.K) for side in ("lo", "hi")]
+        cols = np.vstack([nominal] + [arr for k in range(self.K) for arr in (low[k], high[k])]).ravel()
 
         def run():
             out = np.empty(len(nominal))
-            ns.run(ev, out, len(nominal))
+            self.ROOT.rooml_interp_test.run(self.f, names, cols, len(nominal), out)
             return out
 
-        run.keep = (ev, cols)
         return run
 
 
