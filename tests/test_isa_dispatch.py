@@ -144,6 +144,48 @@ def test_sets_agree_to_1e12(probe_dir, isa):
         assert "nsbi_value_t1" in want
 
 
+# --- element-wise kernels against extended precision -------------------------------------------------------
+
+_ULP_PROBE = r"""
+import json, sys
+import numpy as np
+from rooml import _core
+rng = np.random.default_rng(8)
+# wide and narrow ranges, an odd count (the scalar tail), and the clamp edges
+x = np.concatenate([rng.uniform(-700, 700, 40001), rng.uniform(-4, 4, 40001), [-700.0, 0.0, 700.0, 1e-300]])
+t = rng.normal(size=x.size) * 10.0 ** rng.uniform(-3, 3, x.size)
+L = np.longdouble
+def ulps(got, ref):
+    ref64 = ref.astype(float)
+    ulp = np.spacing(np.abs(ref64))
+    return float(np.max(np.abs(got.astype(L) - ref) / ulp))
+out = {
+    "isa": _core.isa(),
+    "exp": ulps(_core._elementwise("exp", x), np.exp(x.astype(L))),
+    "silu": ulps(_core._elementwise("silu", x), x.astype(L) / (1 + np.exp(-x.astype(L)))),
+    "sigmoid_product": ulps(_core._elementwise("sigmoid_product", t, x), t.astype(L) / (1 + np.exp(-x.astype(L)))),
+    "clamped": bool(_core._elementwise("exp", np.array([-800.0, 800.0]))[0] == _core._elementwise("exp", np.array([-700.0]))[0]
+                    and _core._elementwise("exp", np.array([800.0]))[0] == _core._elementwise("exp", np.array([700.0]))[0]),
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs 80-bit long double (x86) for the reference")
+@pytest.mark.parametrize("isa", SUPPORTED)
+def test_elementwise_kernels_within_ulps(isa):
+    """exp (2 ulp, rooml/vecmath.h), SiLU and t * sigmoid(g) (3 ulp) of every kernel set, vector and scalar."""
+    import json
+
+    done = _run(["-c", _ULP_PROBE], isa, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["isa"] == isa
+    assert out["clamped"]
+    for name, bound in (("exp", 2.0), ("silu", 3.0), ("sigmoid_product", 3.0)):
+        assert out[name] <= bound, (name, out[name])
+
+
 # --- the core tests under every kernel set ---------------------------------------------------------------
 
 CORE_TESTS = ["test_core_flow.py", "test_ratio_export.py", "test_interpolation.py"]

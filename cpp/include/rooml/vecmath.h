@@ -80,7 +80,11 @@ inline double fast_log(double x) {
   const bool subnormal = x < 2.2250738585072014e-308;
   const double xs = subnormal ? x * 18014398509481984.0 : x;  // * 2^54
   const std::uint64_t bits = detail::to_bits(xs);
-  double e = static_cast<double>(static_cast<std::int64_t>(bits >> 52) - 1023) - (subnormal ? 54.0 : 0.0);
+  // The biased exponent (and sign bit) as a double without an int64 -> double conversion, which AVX2 and
+  // SSE2 lack (loops with one stay scalar): 2^52 + j has j in its low mantissa bits.
+  constexpr double kTwo52 = 4503599627370496.0;
+  double e = (detail::from_bits((bits >> 52) | detail::to_bits(kTwo52)) - (kTwo52 + 1023.0)) -
+             (subnormal ? 54.0 : 0.0);
   double m = detail::from_bits((bits & 0x000FFFFFFFFFFFFFULL) | 0x3FF0000000000000ULL);  // [1, 2)
   const bool high = m > kSqrt2;
   m = high ? 0.5 * m : m;  // [sqrt(1/2), sqrt(2))
@@ -136,27 +140,11 @@ inline double fast_softplus(double x) {
 /// 1 / (1 + exp(-x)).
 inline double fast_sigmoid(double x) { return 1.0 / (1.0 + fast_exp(-x)); }
 
-#if defined(__AVX2__) || defined(__AVX512F__)
-/// exp(r) for |r| <= ln2/32 on a vector of any width: Taylor series to degree 7 (truncation < 2e-18 relative),
-/// in fused multiply-adds.
-template <class V>
-inline V exp_remainder_series(V r) {
-  V p = V{} + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  return p * r + 1.0;
-}
-#endif
-
 #if defined(__AVX512F__)
-/// exp of 8 lanes, x clamped to [-700, 700] as in fast_exp, within 1 ulp: 2^(n/16)
-/// splits into 2^(n>>4) (exponent bits) times 2^((n&15)/16) from a 16-entry
-/// table (one two-register permute), and the remainder |r| <= ln2/32 needs
-/// only a degree-7 polynomial (truncation < 2e-18 relative).
+/// exp of 8 lanes, x clamped to [-700, 700] as in fast_exp, within 2 ulp: 2^(n/16) splits into 2^(n>>4)
+/// (exponent bits) times 2^((n&15)/16) from a 16-entry table (one two-register permute), and the remainder
+/// |r| <= ln2/32 needs only a degree-7 Taylor series (truncation < 2e-18 relative).  (Adding the rounding
+/// errors of the table back gives 0.6 ulp but costs 4 % of a flow's evaluation.)
 inline __m512d exp8(__m512d x) {
   // 2^(j/16), correctly rounded
   const __m512d lo_table = _mm512_setr_pd(1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916,
@@ -171,8 +159,15 @@ inline __m512d exp8(__m512d x) {
   const __m512d k = _mm512_sub_pd(t, shifter);  // n = round(16 x / ln2)
   __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01 / 16.0), x);
   r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10 / 16.0), r);
-  const __m512d p = exp_remainder_series(r);
-  const __m512i n = _mm512_sub_epi64(_mm512_castpd_si512(t), _mm512_castpd_si512(shifter));
+  __m512d p = _mm512_set1_pd(1.0 / 5040.0);
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const __m512i n = _mm512_castpd_si512(t);  // n in the low bits (the shifter's are zero)
   const __m512d table = _mm512_permutex2var_pd(lo_table, n, hi_table);  // uses the low 4 bits of n
   const __m512i bits = _mm512_add_epi64(_mm512_castpd_si512(table), _mm512_slli_epi64(_mm512_srai_epi64(n, 4), 52));
   return _mm512_mul_pd(p, _mm512_castsi512_pd(bits));
@@ -180,25 +175,26 @@ inline __m512d exp8(__m512d x) {
 #endif
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
-/// exp of 4 lanes with exp8's algorithm and results: the 16-entry table is read by one gather, and
-/// 2^(n>>4) goes into the exponent bits as (n & ~15) << 48 (AVX2 has no 64-bit arithmetic shift).
+/// exp of 4 lanes, x clamped to [-700, 700] as in fast_exp, and fast_exp's algorithm: the shifter also
+/// carries the exponent bias, so n + 1023 lands in the low bits of t and 2^n is those bits shifted into the
+/// exponent field.  No table: a gather costs more than the longer series here, and much more on Intel CPUs
+/// whose microcode slows gathers down (Downfall mitigation).
 inline __m256d exp4(__m256d x) {
-  alignas(32) static constexpr double kTable[16] = {  // 2^(j/16), correctly rounded
-      1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916, 1.189207115002721, 1.241857812073484,
-      1.2968395546510096, 1.3542555469368927, 1.4142135623730951, 1.4768261459394993, 1.5422108254079407,
-      1.6104903319492543, 1.681792830507429, 1.7562521603732995, 1.8340080864093424, 1.9152065613971474};
-  const __m256d shifter = _mm256_set1_pd(6755399441055744.0);  // 1.5 * 2^52
+  const __m256d shifter = _mm256_set1_pd(6755399441055744.0 + 1023.0);  // 1.5 * 2^52 + bias
   x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-700.0)), _mm256_set1_pd(700.0));
-  const __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(16.0 * 1.4426950408889634074), shifter);
-  const __m256d k = _mm256_sub_pd(t, shifter);  // n = round(16 x / ln2)
-  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01 / 16.0), x);
-  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10 / 16.0), r);
-  const __m256d p = exp_remainder_series(r);
-  const __m256i n = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(shifter));
-  const __m256i low = _mm256_and_si256(n, _mm256_set1_epi64x(15));
-  const __m256d table = _mm256_i64gather_pd(kTable, low, 8);
-  const __m256i high = _mm256_slli_epi64(_mm256_andnot_si256(_mm256_set1_epi64x(15), n), 48);
-  return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(table), high)));
+  const __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634074), shifter);
+  const __m256d k = _mm256_sub_pd(t, shifter);  // n = round(x / ln2)
+  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);  // |r| <= 0.347
+  // Taylor series of exp(r) to degree 13, as fast_exp
+  static constexpr double kCoefficients[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
+                                               1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
+                                               1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
+                                               1.0 / 24.0,         1.0 / 6.0,         0.5,
+                                               1.0,                1.0};
+  __m256d p = _mm256_set1_pd(kCoefficients[0]);
+  for (int i = 1; i < 14; ++i) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kCoefficients[i]));
+  return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52)));
 }
 #endif
 
@@ -213,34 +209,58 @@ inline void exp_inplace(double* __restrict x, std::size_t count) {
   for (; i < count; ++i) x[i] = fast_exp(x[i]);
 }
 
+#if defined(__AVX512F__)
+/// t / (1 + exp(-g)) of 8 lanes.  Division is the slowest vector operation: the quotient comes from a 14-bit
+/// reciprocal estimate refined by two Newton steps and a final residual correction (within 1 ulp).
+inline __m512d sigmoid_quotient8(__m512d t, __m512d g) {
+  const __m512d one = _mm512_set1_pd(1.0);
+  const __m512d d = _mm512_add_pd(one, exp8(_mm512_sub_pd(_mm512_setzero_pd(), g)));
+  __m512d r = _mm512_rcp14_pd(d);
+  r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, r, one), r);
+  r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, r, one), r);
+  const __m512d q = _mm512_mul_pd(t, r);
+  return _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, q, t), q);
+}
+#elif defined(__AVX2__)
+/// t / (1 + exp(-g)) of 4 lanes.
+inline __m256d sigmoid_quotient4(__m256d t, __m256d g) {
+  return _mm256_div_pd(t, _mm256_add_pd(_mm256_set1_pd(1.0), exp4(_mm256_sub_pd(_mm256_setzero_pd(), g))));
+}
+#endif
+
 /// h[i] += t[i] * sigmoid(g[i]) = t[i] / (1 + exp(-g[i])) for i < count (exp as in fast_exp).
-///
-/// Division is the slowest vector operation; with AVX-512 the quotient comes
-/// from a 14-bit reciprocal estimate refined by two Newton steps and a final
-/// residual correction (within 1 ulp of the quotient), otherwise from plain division.
 inline void add_sigmoid_product(double* __restrict h, const double* __restrict t, const double* __restrict g,
                                 std::size_t count) {
   std::size_t i = 0;
 #if defined(__AVX512F__)
-  const __m512d one = _mm512_set1_pd(1.0);
   for (; i + 8 <= count; i += 8) {
-    const __m512d d = _mm512_add_pd(one, exp8(_mm512_sub_pd(_mm512_setzero_pd(), _mm512_loadu_pd(g + i))));
-    const __m512d tv = _mm512_loadu_pd(t + i);
-    __m512d r = _mm512_rcp14_pd(d);
-    r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, r, one), r);
-    r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, r, one), r);
-    __m512d q = _mm512_mul_pd(tv, r);
-    q = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(d, q, tv), q);
+    const __m512d q = sigmoid_quotient8(_mm512_loadu_pd(t + i), _mm512_loadu_pd(g + i));
     _mm512_storeu_pd(h + i, _mm512_add_pd(_mm512_loadu_pd(h + i), q));
   }
 #elif defined(__AVX2__)
-  const __m256d one = _mm256_set1_pd(1.0);
   for (; i + 4 <= count; i += 4) {
-    const __m256d d = _mm256_add_pd(one, exp4(_mm256_sub_pd(_mm256_setzero_pd(), _mm256_loadu_pd(g + i))));
-    _mm256_storeu_pd(h + i, _mm256_add_pd(_mm256_loadu_pd(h + i), _mm256_div_pd(_mm256_loadu_pd(t + i), d)));
+    const __m256d q = sigmoid_quotient4(_mm256_loadu_pd(t + i), _mm256_loadu_pd(g + i));
+    _mm256_storeu_pd(h + i, _mm256_add_pd(_mm256_loadu_pd(h + i), q));
   }
 #endif
   for (; i < count; ++i) h[i] += t[i] / (1.0 + fast_exp(-g[i]));
+}
+
+/// h[i] = silu(h[i]) = h[i] / (1 + exp(-h[i])) for i < count (exp as in fast_exp).
+inline void silu_rows(double* __restrict h, std::size_t count) {
+  std::size_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 8 <= count; i += 8) {
+    const __m512d v = _mm512_loadu_pd(h + i);
+    _mm512_storeu_pd(h + i, sigmoid_quotient8(v, v));
+  }
+#elif defined(__AVX2__)
+  for (; i + 4 <= count; i += 4) {
+    const __m256d v = _mm256_loadu_pd(h + i);
+    _mm256_storeu_pd(h + i, sigmoid_quotient4(v, v));
+  }
+#endif
+  for (; i < count; ++i) h[i] = h[i] / (1.0 + fast_exp(-h[i]));
 }
 
 }  // namespace ROOML_ISA_NS

@@ -109,10 +109,6 @@ void dense(const double* weight, const double* bias, size_t in, size_t out, cons
 }
 
 
-void silu_inplace(double* __restrict h, size_t count) {
-  for (size_t e = 0; e < count; ++e) h[e] = h[e] / (1.0 + fast_exp(-h[e]));
-}
-
 void add_inplace(double* __restrict h, const double* __restrict t, size_t count) {
   for (size_t e = 0; e < count; ++e) h[e] += t[e];
 }

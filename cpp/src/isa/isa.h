@@ -19,7 +19,7 @@
 #include <cstring>
 
 #include "rooml/dispatch.h"
-#include "rooml/vecmath.h"  // exp_inplace, add_sigmoid_product
+#include "rooml/vecmath.h"  // exp_inplace, add_sigmoid_product, silu_rows
 
 // Vector width of the explicit SIMD code (GCC/Clang vector extensions) in doubles.
 #if defined(__AVX512F__)
@@ -39,7 +39,6 @@ inline double min_d(double a, double b) { return a < b ? a : b; }
 
 void dense(const double* weight, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
            size_t stride, bool relu_input);
-void silu_inplace(double* h, size_t count);
 void add_inplace(double* h, const double* t, size_t count);
 void rq_spline(const SplineSpec& spec, const double* const* params, const double* in, double* out, double* logdet,
                size_t n, bool inverse, double* scratch);

@@ -11,7 +11,7 @@ const KernelTable table = {
     &dense,
     &exp_inplace,
     &add_sigmoid_product,
-    &silu_inplace,
+    &silu_rows,
     &add_inplace,
     &rq_spline,
     &code5_unit_minus_one,
