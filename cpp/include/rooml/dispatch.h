@@ -33,9 +33,11 @@ struct SplineSpec;
 struct KernelTable {
   const char* name;  ///< "avx512", "avx2" or "baseline"
 
-  /// y[o][e] = sum_i W[o][i] x'[i][e] + b[o] (x' = relu(x) when relu_input), W row-major out x in, rows of
+  /// W (row-major out x in) reordered into this set's tiles: in * out doubles for `dense`.
+  void (*pack_dense)(const double* weight, std::size_t in, std::size_t out, double* packed);
+  /// y[o][e] = sum_i W[o][i] x'[i][e] + b[o] (x' = relu(x) when relu_input), W as pack_dense left it, rows of
   /// length `stride`; see Dense::apply.
-  void (*dense)(const double* weight, const double* bias, std::size_t in, std::size_t out, const double* x,
+  void (*dense)(const double* packed, const double* bias, std::size_t in, std::size_t out, const double* x,
                 double* y, std::size_t n, std::size_t stride, bool relu_input);
   /// x[i] = exp(x[i]) (fast_exp's range).
   void (*exp_inplace)(double* x, std::size_t count);

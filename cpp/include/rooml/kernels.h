@@ -6,9 +6,12 @@
 // in the kernel set chosen at run time (rooml/dispatch.h).
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "rooml/dispatch.h"
@@ -18,10 +21,41 @@ namespace rooml {
 inline constexpr std::size_t kBlock = 256;
 
 /// A dense layer y = W x + b with W stored row-major (out x in), as in torch.
+/// A layer's weights in the tile order of the kernel set in use (KernelTable::pack_dense), made on first use
+/// and then shared by every thread.  A copy starts empty: its layer's weights may still be changed.
+class PackedWeights {
+ public:
+  PackedWeights() = default;
+  PackedWeights(const PackedWeights&) {}
+  PackedWeights& operator=(const PackedWeights&) {
+    ready_ = nullptr;
+    storage_.reset();
+    return *this;
+  }
+
+  /// The packed copy of `weight` (out x in, row-major).
+  const double* get(const std::vector<double>& weight, std::size_t in, std::size_t out) const {
+    if (const double* p = ready_.load(std::memory_order_acquire)) return p;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!storage_) {
+      storage_.reset(new double[weight.size() + 1]);  // + 1: never empty
+      kernels().pack_dense(weight.data(), in, out, storage_.get());
+      ready_.store(storage_.get(), std::memory_order_release);
+    }
+    return storage_.get();
+  }
+
+ private:
+  mutable std::atomic<const double*> ready_{nullptr};
+  mutable std::unique_ptr<double[]> storage_;
+  mutable std::mutex mutex_;
+};
+
 struct Dense {
   std::size_t in = 0, out = 0;
   std::vector<double> weight;  // out * in
   std::vector<double> bias;    // out
+  PackedWeights packed{};      // weight as the kernels read it: weight must not change after the first apply
 
   /// y[o][e] = sum_i W[o][i] x[i][e] + b[o] for e < n (rows of length `stride`).
   ///
@@ -31,12 +65,12 @@ struct Dense {
   /// multiple of it); those lanes are scratch.  The sum runs over i in order, so
   /// every event gets the same rounding whatever its position in the block.
   void apply(const double* x, double* y, std::size_t n, std::size_t stride) const {
-    kernels().dense(weight.data(), bias.data(), in, out, x, y, n, stride, false);
+    kernels().dense(packed.get(weight, in, out), bias.data(), in, out, x, y, n, stride, false);
   }
 
   /// The same on relu(x), without a separate pass over x.
   void apply_relu_input(const double* x, double* y, std::size_t n, std::size_t stride) const {
-    kernels().dense(weight.data(), bias.data(), in, out, x, y, n, stride, true);
+    kernels().dense(packed.get(weight, in, out), bias.data(), in, out, x, y, n, stride, true);
   }
 
   /// The most events a tile covers in any kernel set (the padding `stride` must allow).

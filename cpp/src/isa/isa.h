@@ -37,7 +37,8 @@ using std::size_t;
 inline double max_d(double a, double b) { return a > b ? a : b; }
 inline double min_d(double a, double b) { return a < b ? a : b; }
 
-void dense(const double* weight, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
+void pack_dense(const double* weight, size_t in, size_t out, double* packed);
+void dense(const double* packed, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
            size_t stride, bool relu_input);
 void add_inplace(double* h, const double* t, size_t count);
 void rq_spline(const SplineSpec& spec, const double* const* params, const double* in, double* out, double* logdet,

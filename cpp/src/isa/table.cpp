@@ -8,6 +8,7 @@ namespace rooml::ROOML_ISA_NS {
 
 const KernelTable table = {
     ROOML_STR(ROOML_ISA_NS) + 4,  // "isa_avx512" -> "avx512"
+    &pack_dense,
     &dense,
     &exp_inplace,
     &add_sigmoid_product,
