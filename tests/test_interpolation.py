@@ -80,7 +80,8 @@ void flexible_loop(RooStats::HistFactory::FlexibleInterpVar& f, RooArgList& para
 // The vectorized path (doEval) through RooFit's Evaluator, with the observables names[j] fed from the
 // columns cols[j * n, (j + 1) * n).  The Evaluator lives only inside this call: its destructor writes into
 // every node of f, so one kept alive in Python could outlive f (a use after free: heap corruption).
-void run(RooAbsReal& f, const std::vector<std::string>& names, const double* cols, std::size_t n, double* out) {
+void run(RooAbsReal& f, const std::vector<std::string>& names, const double* cols, std::size_t n,
+         double* out) {
   RooFit::Evaluator ev(f);
   for (std::size_t j = 0; j < names.size(); ++j) ev.setInput(names[j], {cols + j * n, n}, false);
   auto r = ev.run();
