@@ -176,7 +176,7 @@ print(json.dumps(out))
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="the reference needs 80-bit long double (x86)")
 @pytest.mark.parametrize("isa", SUPPORTED)
 def test_elementwise_kernels_within_ulps(isa):
-    """Exp (2 ulp, rooml/vecmath.h), SiLU and t * sigmoid(g) (3 ulp) of every kernel set and its scalar tail."""
+    """Exp (2 ulp, see rooml/vecmath.h), SiLU and t * sigmoid(g) (3 ulp) of each kernel set."""
     done = _run(["-c", _ULP_PROBE], isa, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
