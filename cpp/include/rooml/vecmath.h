@@ -40,6 +40,19 @@ inline std::uint64_t to_bits(double d) {
   std::memcpy(&u, &d, sizeof u);
   return u;
 }
+
+/// sum_{k <= Top} r^k / k! by Horner's rule (r a double or a vector of doubles).
+template <int Top, class V>
+inline V exp_taylor(V r) {
+  static_assert(Top >= 1 && Top <= 13, "1/k! is tabulated for k <= 13");
+  constexpr double kInverseFactorial[14] = {1.0,          1.0,           0.5,           1.0 / 6.0,
+                                            1.0 / 24.0,   1.0 / 120.0,   1.0 / 720.0,   1.0 / 5040.0,
+                                            1.0 / 40320.0, 1.0 / 362880.0, 1.0 / 3628800.0, 1.0 / 39916800.0,
+                                            1.0 / 479001600.0, 1.0 / 6227020800.0};
+  V p = V{} + kInverseFactorial[Top];
+  for (int k = Top - 1; k >= 0; --k) p = p * r + kInverseFactorial[k];
+  return p;
+}
 }  // namespace detail
 
 /// exp(x) for x in [-700, 700] (clamped outside).
@@ -52,21 +65,7 @@ inline double fast_exp(double x) {
   const double t = x * kLog2e + kShifter;
   const double k = t - kShifter;
   const double r = (x - k * kLn2Hi) - k * kLn2Lo;  // |r| <= 0.347
-  // Taylor series of exp(r) to degree 13 (truncation < 1e-17 relative).
-  double p = 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  const double p = detail::exp_taylor<13>(r);  // truncation < 1e-17 relative
   const std::int64_t ki = static_cast<std::int64_t>(detail::to_bits(t) - detail::to_bits(kShifter));
   const double scale = detail::from_bits(static_cast<std::uint64_t>(ki + 1023) << 52);
   return p * scale;
@@ -159,14 +158,7 @@ inline __m512d exp8(__m512d x) {
   const __m512d k = _mm512_sub_pd(t, shifter);  // n = round(16 x / ln2)
   __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01 / 16.0), x);
   r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10 / 16.0), r);
-  __m512d p = _mm512_set1_pd(1.0 / 5040.0);
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  const __m512d p = detail::exp_taylor<7>(r);
   const __m512i n = _mm512_castpd_si512(t);  // n in the low bits (the shifter's are zero)
   const __m512d table = _mm512_permutex2var_pd(lo_table, n, hi_table);  // uses the low 4 bits of n
   const __m512i bits = _mm512_add_epi64(_mm512_castpd_si512(table), _mm512_slli_epi64(_mm512_srai_epi64(n, 4), 52));
@@ -186,14 +178,7 @@ inline __m256d exp4(__m256d x) {
   const __m256d k = _mm256_sub_pd(t, shifter);  // n = round(x / ln2)
   __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
   r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);  // |r| <= 0.347
-  // Taylor series of exp(r) to degree 13, as fast_exp
-  static constexpr double kCoefficients[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
-                                               1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
-                                               1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
-                                               1.0 / 24.0,         1.0 / 6.0,         0.5,
-                                               1.0,                1.0};
-  __m256d p = _mm256_set1_pd(kCoefficients[0]);
-  for (int i = 1; i < 14; ++i) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kCoefficients[i]));
+  const __m256d p = detail::exp_taylor<13>(r);  // as fast_exp
   return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52)));
 }
 #endif
