@@ -169,7 +169,7 @@ inline __m512d exp8(__m512d x) {
 #if defined(__AVX2__) && !defined(__AVX512F__)
 /// exp of 4 lanes, x clamped to [-700, 700] as in fast_exp, and fast_exp's algorithm: the shifter also
 /// carries the exponent bias, so n + 1023 lands in the low bits of t and 2^n is those bits shifted into the
-/// exponent field.  No table: a gather costs more than the longer series here, and much more on Intel CPUs
+/// exponent field.  No table: a gather is no faster than the longer series on Zen 4, and slow on Intel CPUs
 /// whose microcode slows gathers down (Downfall mitigation).
 inline __m256d exp4(__m256d x) {
   const __m256d shifter = _mm256_set1_pd(6755399441055744.0 + 1023.0);  // 1.5 * 2^52 + bias
