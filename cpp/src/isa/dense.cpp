@@ -92,34 +92,38 @@ struct Tiles {
 
 }  // namespace
 
-// Packed layout: panel after panel (inputs [i0, i0 + panel)), each panel's tiles in order, each tile input by
-// input ([i][r]); the tile of outputs [o, o + size) of the panel at i0 starts at i0 * out + panel * o.
-void pack_dense(const double* weight, size_t in, size_t out, double* packed) {
-  if (out == 0) return;  // Tiles needs at least one output
-  const Tiles tiles(out);
-  for (size_t i0 = 0; i0 < in; i0 += kPanelInputs) {
-    const size_t panel = in - i0 < kPanelInputs ? in - i0 : kPanelInputs;
-    for (size_t t = 0; t < tiles.count; ++t) {
-      const size_t o = tiles.first(t), size = tiles.size(t);
-      double* tile = packed + i0 * out + panel * o;
-      for (size_t i = 0; i < panel; ++i)
-        for (size_t r = 0; r < size; ++r) tile[i * size + r] = weight[(o + r) * in + i0 + i];
-    }
-  }
-}
+namespace {
 
-void dense(const double* packed, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
-           size_t stride, bool relu_input) {
+/// Calls tile(i0, panel, o, size, offset) for every tile of every panel, in the order dense sums them: panels of
+/// inputs [i0, i0 + panel), each panel's output tiles [o, o + size).  `offset` is where that tile's weights
+/// start in the packed layout (panel after panel, tile after tile, each tile input by input: [i][r]).
+template <class Tile>
+void for_each_tile(size_t in, size_t out, Tile&& tile) {
   if (out == 0) return;  // Tiles needs at least one output
   const Tiles tiles(out);
   for (size_t i0 = 0; i0 < in; i0 += kPanelInputs) {
     const size_t panel = in - i0 < kPanelInputs ? in - i0 : kPanelInputs;
     for (size_t t = 0; t < tiles.count; ++t) {
       const size_t o = tiles.first(t);
-      rows_fn(tiles.size(t), relu_input, i0 == 0)(packed + i0 * out + panel * o, bias + o, panel,
-                                                  x + i0 * stride, y + o * stride, n, stride);
+      tile(i0, panel, o, tiles.size(t), i0 * out + panel * o);
     }
   }
+}
+
+}  // namespace
+
+void pack_dense(const double* weight, size_t in, size_t out, double* packed) {
+  for_each_tile(in, out, [&](size_t i0, size_t panel, size_t o, size_t size, size_t offset) {
+    for (size_t i = 0; i < panel; ++i)
+      for (size_t r = 0; r < size; ++r) packed[offset + i * size + r] = weight[(o + r) * in + i0 + i];
+  });
+}
+
+void dense(const double* packed, const double* bias, size_t in, size_t out, const double* x, double* y, size_t n,
+           size_t stride, bool relu_input) {
+  for_each_tile(in, out, [&](size_t i0, size_t panel, size_t o, size_t size, size_t offset) {
+    rows_fn(size, relu_input, i0 == 0)(packed + offset, bias + o, panel, x + i0 * stride, y + o * stride, n, stride);
+  });
 }
 
 void add_inplace(double* __restrict h, const double* __restrict t, size_t count) {
