@@ -74,7 +74,7 @@ struct Dense {
   }
 
   /// The most events a tile covers in any kernel set (the padding `stride` must allow).
-  static constexpr std::size_t kTileEvents = 16;
+  static constexpr std::size_t kTileEvents = 32;
   static_assert(kBlock % kTileEvents == 0, "blocks hold whole tiles");
 };
 

@@ -8,7 +8,7 @@ namespace {
 // Tiles: up to kMaxOutputs outputs x V vectors of kLanes events of sums held in registers while the inputs
 // stream by.
 #if defined(__AVX512F__)
-constexpr size_t kLanes = 8, kMaxOutputs = 8, kTileVectors = 2;  // 16 sums + 2 inputs of 32 registers
+constexpr size_t kLanes = 8, kMaxOutputs = 5, kTileVectors = 4;  // 20 sums + 4 inputs of 32 registers
 #elif defined(__AVX2__)
 constexpr size_t kLanes = 4, kMaxOutputs = 6, kTileVectors = 2;  // 12 sums + 2 inputs + 1 weight of 16
 #elif defined(__aarch64__)
@@ -17,7 +17,7 @@ constexpr size_t kLanes = 2, kMaxOutputs = 8, kTileVectors = 2;  // NEON: 16 sum
 constexpr size_t kLanes = 2, kMaxOutputs = 6, kTileVectors = 2;  // SSE2: 12 sums + 2 inputs of 16
 #endif
 constexpr size_t kTileEvents = kLanes * kTileVectors;
-static_assert(kTileEvents <= 16, "Dense::kTileEvents (the padding promised to callers) is 16");
+static_assert(kTileEvents <= 32, "Dense::kTileEvents (the padding promised to callers) is 32");
 // Layers are summed over panels of at most kPanelInputs inputs (the bias and inputs [0, 256), then the next
 // 256 added to those sums, ...): the inputs of a panel stay in L2 while all output tiles pass over them.
 constexpr size_t kPanelInputs = 256;
