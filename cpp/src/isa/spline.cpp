@@ -12,25 +12,55 @@ namespace {
 // Kept out of line: inlined into their callers, the __restrict promises are lost and loops stay scalar.
 #define ROOML_KERNEL __attribute__((noinline)) static
 
-ROOML_KERNEL void running_max(double* __restrict m, const double* __restrict p, double scale, size_t n) {
-  for (size_t e = 0; e < n; ++e) m[e] = max_d(m[e], p[e] * scale);
+// One vector of this kernel set's width.
+constexpr size_t kLanes = ROOML_ISA_LANES;
+typedef double vnd __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
+
+// Through the vector type (it aliases double), not memcpy: see dense.cpp.
+inline vnd loadv(const double* p) { return *reinterpret_cast<const vnd*>(p); }
+inline void storev(double* p, vnd v) { *reinterpret_cast<vnd*>(p) = v; }
+
+inline vnd exp_v(vnd x) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vnd>(exp8(reinterpret_cast<__m512d>(x)));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vnd>(exp4(reinterpret_cast<__m256d>(x)));
+#else
+  vnd y;
+  for (size_t l = 0; l < kLanes; ++l) y[l] = fast_exp(x[l]);
+  return y;
+#endif
 }
 
-ROOML_KERNEL void exp_and_sum(double* __restrict out, double* __restrict sum, const double* __restrict p,
-                 const double* __restrict m, double scale, size_t n) {
-  for (size_t e = 0; e < n; ++e) out[e] = p[e] * scale - m[e];
-  exp_inplace(out, n);
-  for (size_t e = 0; e < n; ++e) sum[e] += out[e];
+// Softmax parts of one vector of events e..e+kLanes of the K rows row(k): exps[k] = exp(scale row(k) -
+// max_k scale row(k)) and inv_sum = 1 / sum_k exps[k], the K values held in registers between the passes.
+template <class Row>
+inline void softmax_vector(Row row, int K, double scale, size_t e, double* __restrict exps,
+                           double* __restrict inv_sum, size_t pitch) {
+  vnd m = loadv(row(0) + e) * scale;
+  for (int k = 1; k < K; ++k) {
+    const vnd v = loadv(row(k) + e) * scale;
+    m = v > m ? v : m;
+  }
+  vnd sum{};
+  for (int k = 0; k < K; ++k) {
+    const vnd x = exp_v(loadv(row(k) + e) * scale - m);
+    storev(exps + k * pitch + e, x);
+    sum += x;
+  }
+  storev(inv_sum + e, 1.0 / sum);
 }
 
-// Softmax parts of the scaled unnormalized sizes: exps (K rows) and 1 / their sum.
-ROOML_KERNEL void softmax_parts(const double* const* p, int k_bins, double scale, double* __restrict exps,
-                   double* __restrict inv_sum, double* __restrict maxima, size_t n, size_t pitch) {
-  for (size_t e = 0; e < n; ++e) maxima[e] = -__builtin_inf();
-  for (int k = 0; k < k_bins; ++k) running_max(maxima, p[k], scale, n);
-  for (size_t e = 0; e < n; ++e) inv_sum[e] = 0.0;
-  for (int k = 0; k < k_bins; ++k) exp_and_sum(exps + k * pitch, inv_sum, p[k], maxima, scale, n);
-  for (size_t e = 0; e < n; ++e) inv_sum[e] = 1.0 / inv_sum[e];
+// Softmax parts of the scaled unnormalized sizes: exps (K rows) and 1 / their sum.  The last partial vector
+// is staged in exps' padding, so every event takes the same vector path whatever its place in the block.
+__attribute__((noinline)) void softmax_parts(const double* const* p, int K, double scale, double* __restrict exps,
+                                             double* __restrict inv_sum, size_t n, size_t pitch) {
+  size_t e = 0;
+  for (; e + kLanes <= n; e += kLanes) softmax_vector([p](int k) { return p[k]; }, K, scale, e, exps, inv_sum, pitch);
+  if (e == n) return;
+  for (int k = 0; k < K; ++k)
+    for (size_t l = 0; l < kLanes; ++l) exps[k * pitch + e + l] = e + l < n ? p[k][e + l] : 0.0;
+  softmax_vector([exps, pitch](int k) { return exps + k * pitch; }, K, scale, e, exps, inv_sum, pitch);
 }
 
 // min_derivative + softplus(p), as two loops: the compiler vectorizes exp and log only when they are apart.
@@ -43,14 +73,6 @@ ROOML_KERNEL void softplus_row(double* __restrict d, const double* __restrict p,
 struct Selected {  // the bin each event falls in
   double *x0, *w, *y0, *h, *d0, *d1;
 };
-
-// One vector of this kernel set's width: the 12 running values of select_bins fill the registers.
-constexpr size_t kLanes = ROOML_ISA_LANES;
-typedef double vnd __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
-
-// Through the vector type (it aliases double), not memcpy: see dense.cpp.
-inline vnd loadv(const double* p) { return *reinterpret_cast<const vnd*>(p); }
-inline void storev(double* p, vnd v) { *reinterpret_cast<vnd*>(p) = v; }
 
 // The bin of each event: walk the knots (cumulative normalized widths and heights) for kLanes events at a
 // time, keeping the running sums and the selection in registers, and write the selected bin's
@@ -164,15 +186,15 @@ void rq_spline(const SplineSpec& spec, const double* const* params, const double
   double* eh = ew + K * pitch;             // K rows
   double* dr = eh + K * pitch;             // K rows: unnormalized derivative at each bin's right knot
   double* row = dr + K * pitch;
-  double *inv_w = next(row, pitch), *inv_h = next(row, pitch), *maxima = next(row, pitch);
+  double *inv_w = next(row, pitch), *inv_h = next(row, pitch);
   double *key = next(row, pitch), *orig = next(row, pitch);
   Selected raw;  // knot derivatives still unnormalized
   raw.x0 = next(row, pitch), raw.w = next(row, pitch), raw.y0 = next(row, pitch), raw.h = next(row, pitch);
   raw.d0 = next(row, pitch), raw.d1 = next(row, pitch);
   double *d0 = next(row, pitch), *d1 = next(row, pitch), *ratio = next(row, pitch);
 
-  softmax_parts(params, K, spec.scale, ew, inv_w, maxima, n, pitch);
-  softmax_parts(params + K, K, spec.scale, eh, inv_h, maxima, n, pitch);
+  softmax_parts(params, K, spec.scale, ew, inv_w, n, pitch);
+  softmax_parts(params + K, K, spec.scale, eh, inv_h, n, pitch);
   for (int k = 0; k + 1 < K; ++k) std::memcpy(dr + k * pitch, params[2 * K + k], n * sizeof(double));
   for (size_t e = 0; e < pitch; ++e) dr[(K - 1) * pitch + e] = edge_raw;  // the right edge
   std::memcpy(orig, in, n * sizeof(double));  // `in` may be `out` (in-place use); the kernels need distinct arrays
