@@ -176,13 +176,14 @@ print(json.dumps(out))
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="the reference needs 80-bit long double (x86)")
 @pytest.mark.parametrize("isa", SUPPORTED)
 def test_elementwise_kernels_within_ulps(isa):
-    """Exp (2 ulp, see rooml/vecmath.h), SiLU and t * sigmoid(g) (3 ulp) of each kernel set."""
+    """Exp (1.5 ulp; measured 1.07 / 0.83 / 1.10 for avx512 / avx2 / baseline), SiLU and t * sigmoid(g)
+    (2.5 ulp; measured at most 2.21) of each kernel set."""
     done = _run(["-c", _ULP_PROBE], isa, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["isa"] == isa
     assert out["clamped"]
-    for name, bound in (("exp", 2.0), ("silu", 3.0), ("sigmoid_product", 3.0)):
+    for name, bound in (("exp", 1.5), ("silu", 2.5), ("sigmoid_product", 2.5)):
         assert out[name] <= bound, (name, out[name])
 
 
