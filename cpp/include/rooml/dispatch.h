@@ -82,7 +82,7 @@ ROOML_API std::vector<std::string> compiled_isas();
 
 /// Doubles of scratch memory KernelTable::rq_spline needs for `num_bins` bins and n events.
 inline std::size_t rq_spline_scratch_size(int num_bins, std::size_t n) {
-  return ((n + 7) / 8 * 8) * (3 * static_cast<std::size_t>(num_bins) + 13);
+  return ((n + 7) / 8 * 8 + 8) * (3 * static_cast<std::size_t>(num_bins) + 13);
 }
 
 }  // namespace rooml

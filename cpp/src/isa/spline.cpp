@@ -181,7 +181,8 @@ void rq_spline(const SplineSpec& spec, const double* const* params, const double
   // nflows pads the unnormalized derivatives with this value at both edges (derivative 1 there).
   const double edge_raw = std::log(std::exp(1.0 - spec.min_derivative) - 1.0);
 
-  const size_t pitch = (n + 7) / 8 * 8;  // rows padded for select_bins (rq_spline_scratch_size)
+  // Rows padded to whole vectors, plus one: a pitch of a power of two would put every row in the same cache sets.
+  const size_t pitch = (n + 7) / 8 * 8 + 8;  // as rq_spline_scratch_size
   double* ew = mem;                        // K rows
   double* eh = ew + K * pitch;             // K rows
   double* dr = eh + K * pitch;             // K rows: unnormalized derivative at each bin's right knot
@@ -199,8 +200,8 @@ void rq_spline(const SplineSpec& spec, const double* const* params, const double
   for (size_t e = 0; e < pitch; ++e) dr[(K - 1) * pitch + e] = edge_raw;  // the right edge
   std::memcpy(orig, in, n * sizeof(double));  // `in` may be `out` (in-place use); the kernels need distinct arrays
   clamp_row(key, orig, B, n);
-  (inverse ? select_bins<true> : select_bins<false>)(spec, key, ew, eh, inv_w, inv_h, dr, edge_raw, raw, pitch,
-                                                      pitch);
+  (inverse ? select_bins<true> : select_bins<false>)(spec, key, ew, eh, inv_w, inv_h, dr, edge_raw, raw,
+                                                      (n + 7) / 8 * 8, pitch);
   // Only the selected bin's two knot derivatives are needed: normalize just those.
   softplus_row(d0, raw.d0, spec.min_derivative, n);
   softplus_row(d1, raw.d1, spec.min_derivative, n);
