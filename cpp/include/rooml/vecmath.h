@@ -140,38 +140,52 @@ inline double fast_softplus(double x) {
 inline double fast_sigmoid(double x) { return 1.0 / (1.0 + fast_exp(-x)); }
 
 #if defined(__AVX512F__)
+namespace detail {
+/// exp(x), or exp(-x) when Negated (bit for bit the same as negating x first, one instruction fewer); see exp8.
+template <bool Negated>
+inline __m512d exp8_signed(__m512d x) {
+  // 2^(j/16) correctly rounded, minus j << 48 in its bits: adding n << 48 then gives 2^(n>>4) 2^(j/16), j = n & 15.
+  const __m512i table_0_7 = _mm512_setr_epi64(0x3ff0000000000000, 0x3fefb5586cf9890f, 0x3fef72b83c7d517b,
+                                              0x3fef387a6e756238, 0x3fef06fe0a31b715, 0x3feedea64c123422,
+                                              0x3feebfdad5362a27, 0x3feeab07dd485429);
+  const __m512i table_8_15 = _mm512_setr_epi64(0x3feea09e667f3bcd, 0x3feea11473eb0187, 0x3feeace5422aa0db,
+                                               0x3feec49182a3f090, 0x3feee89f995ad3ad, 0x3fef199bdd85529c,
+                                               0x3fef5818dcfba487, 0x3fefa4afa2a490da);
+  const __m512d shifter = _mm512_set1_pd(6755399441055744.0);  // 1.5 * 2^52
+  const __m512d c = _mm512_set1_pd(16.0 * 1.4426950408889634074);
+  const __m512d ln2_hi = _mm512_set1_pd(6.93147180369123816490e-01 / 16.0);
+  const __m512d ln2_lo = _mm512_set1_pd(1.90821492927058770002e-10 / 16.0);
+  x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-700.0)), _mm512_set1_pd(700.0));
+  const __m512d t = Negated ? _mm512_fnmadd_pd(x, c, shifter) : _mm512_fmadd_pd(x, c, shifter);
+  const __m512d k = _mm512_sub_pd(t, shifter);  // n = round(16 (+-x) / ln2)
+  // r = +-x - n ln2/16 in two parts; s = -r when Negated
+  __m512d s = Negated ? _mm512_fmadd_pd(k, ln2_hi, x) : _mm512_fnmadd_pd(k, ln2_hi, x);
+  s = Negated ? _mm512_fmadd_pd(k, ln2_lo, s) : _mm512_fnmadd_pd(k, ln2_lo, s);
+  // exp(r) - 1 = q = r + c2 r^2 + ... + c6 r^6, the c fitted to it on |r| <= ln2/32 (relative error 1.2e-17);
+  // Horner's steps p c_k + p r written as c_k -+ p s
+  const auto step = [s](__m512d p, double ck) {
+    return Negated ? _mm512_fnmadd_pd(p, s, _mm512_set1_pd(ck)) : _mm512_fmadd_pd(p, s, _mm512_set1_pd(ck));
+  };
+  __m512d q = _mm512_set1_pd(0.001388831551767825);
+  q = step(q, 0.008333472971256996);
+  q = step(q, 0.041666666712928374);
+  q = step(q, 0.16666666664373656);
+  q = step(q, 0.4999999999999928);
+  q = step(q, 1.0);
+  q = _mm512_mul_pd(q, s);  // q / r of above times s: -q when Negated
+  const __m512i n = _mm512_castpd_si512(t);  // n in the low bits (the shifter's low 48 are zero)
+  const __m512i table = _mm512_permutex2var_epi64(table_0_7, n, table_8_15);  // uses the low 4 bits of n
+  const __m512d scale = _mm512_castsi512_pd(_mm512_add_epi64(table, _mm512_slli_epi64(n, 48)));
+  // 2^(n/16) (1 + q) without rounding 1 + q
+  return Negated ? _mm512_fnmadd_pd(scale, q, scale) : _mm512_fmadd_pd(scale, q, scale);
+}
+}  // namespace detail
+
 /// exp of 8 lanes, x clamped to [-700, 700] as in fast_exp, within 1.1 ulp (measured): 2^(n/16) splits into
 /// 2^(n>>4) (exponent bits) times 2^((n&15)/16) from a 16-entry table (one two-register permute), and the
 /// remainder |r| <= ln2/32 needs only a degree-6 polynomial for exp(r) - 1 (fitted, not Taylor's).  The result is
 /// scale + scale (exp(r) - 1) in one FMA, so 1 + (exp(r) - 1) is never rounded on its own.
-inline __m512d exp8(__m512d x) {
-  // 2^(j/16), correctly rounded
-  const __m512d lo_table = _mm512_setr_pd(1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916,
-                                          1.189207115002721, 1.241857812073484, 1.2968395546510096,
-                                          1.3542555469368927);
-  const __m512d hi_table = _mm512_setr_pd(1.4142135623730951, 1.4768261459394993, 1.5422108254079407,
-                                          1.6104903319492543, 1.681792830507429, 1.7562521603732995,
-                                          1.8340080864093424, 1.9152065613971474);
-  const __m512d shifter = _mm512_set1_pd(6755399441055744.0);  // 1.5 * 2^52
-  x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-700.0)), _mm512_set1_pd(700.0));
-  const __m512d t = _mm512_fmadd_pd(x, _mm512_set1_pd(16.0 * 1.4426950408889634074), shifter);
-  const __m512d k = _mm512_sub_pd(t, shifter);  // n = round(16 x / ln2)
-  __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01 / 16.0), x);
-  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10 / 16.0), r);
-  // exp(r) - 1 = q = r + c2 r^2 + ... + c6 r^6, the c fitted to it on |r| <= ln2/32 (relative error 1.2e-17)
-  __m512d q = _mm512_set1_pd(0.001388831551767825);
-  q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.008333472971256996));
-  q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.041666666712928374));
-  q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.16666666664373656));
-  q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.4999999999999928));
-  q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0));
-  q = _mm512_mul_pd(q, r);
-  const __m512i n = _mm512_castpd_si512(t);  // n in the low bits (the shifter's are zero)
-  const __m512d table = _mm512_permutex2var_pd(lo_table, n, hi_table);  // uses the low 4 bits of n
-  const __m512i bits = _mm512_add_epi64(_mm512_castpd_si512(table), _mm512_slli_epi64(_mm512_srai_epi64(n, 4), 52));
-  const __m512d scale = _mm512_castsi512_pd(bits);
-  return _mm512_fmadd_pd(scale, q, scale);  // 2^(n/16) (1 + q) without rounding 1 + q
-}
+inline __m512d exp8(__m512d x) { return detail::exp8_signed<false>(x); }
 #endif
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -206,7 +220,7 @@ inline void exp_inplace(double* __restrict x, std::size_t count) {
 /// t / (1 + exp(-g)) of 8 lanes.  The division unit works beside the FMA pipes that exp8 keeps busy: faster
 /// (and correctly rounded) where a reciprocal estimate refined by Newton steps would take those pipes.
 inline __m512d sigmoid_quotient8(__m512d t, __m512d g) {
-  return _mm512_div_pd(t, _mm512_add_pd(_mm512_set1_pd(1.0), exp8(_mm512_sub_pd(_mm512_setzero_pd(), g))));
+  return _mm512_div_pd(t, _mm512_add_pd(_mm512_set1_pd(1.0), detail::exp8_signed<true>(g)));
 }
 #elif defined(__AVX2__)
 /// t / (1 + exp(-g)) of 4 lanes.
