@@ -34,11 +34,16 @@ void bind_dispatch(py::module_& m) {
           if (b.size() != a.size()) throw py::value_error("_elementwise: a and b differ in size");
           std::fill(o, o + n, 0.0);
           k.add_sigmoid_product(o, a.data(), b.data(), n);
+        } else if (name == "sigmoid_product_pair") {  // the same through the two-row kernel: halves as rows
+          if (b.size() != a.size() || n % 2) throw py::value_error("_elementwise: a and b differ or are odd");
+          std::fill(o, o + n, 0.0);
+          k.add_sigmoid_product_pair(o, a.data(), b.data(), n / 2, n / 2);
         } else {
           throw py::value_error("_elementwise: unknown kernel '" + name + "'");
         }
         return out;
       },
       py::arg("name"), py::arg("a"), py::arg("b") = Array(0),
-      "Testing hook: one element-wise kernel of the active set ('exp', 'silu', 'sigmoid_product') on a.");
+      "Testing hook: one element-wise kernel of the active set ('exp', 'silu', 'sigmoid_product',\n"
+      "'sigmoid_product_pair': the halves of a and b as two rows) on a.");
 }

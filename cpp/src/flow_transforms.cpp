@@ -19,8 +19,10 @@ enum Slot : std::size_t {
 
 // h += t * sigmoid(g): the GLU gate of nflows' residual blocks with context, and the residual sum.
 void gated_residual(double* h, const double* t, const double* g, std::size_t rows, std::size_t n) {
-  const auto add = kernels().add_sigmoid_product;
-  for (std::size_t r = 0; r < rows; ++r) add(h + r * kBlock, t + r * kBlock, g + r * kBlock, n);
+  const auto pair = kernels().add_sigmoid_product_pair;
+  std::size_t r = 0;
+  for (; r + 2 <= rows; r += 2) pair(h + r * kBlock, t + r * kBlock, g + r * kBlock, kBlock, n);
+  if (r < rows) kernels().add_sigmoid_product(h + r * kBlock, t + r * kBlock, g + r * kBlock, n);
 }
 
 // h += t.

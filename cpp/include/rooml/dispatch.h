@@ -43,6 +43,9 @@ struct KernelTable {
   void (*exp_inplace)(double* x, std::size_t count);
   /// h[i] += t[i] / (1 + exp(-g[i])).
   void (*add_sigmoid_product)(double* h, const double* t, const double* g, std::size_t count);
+  /// add_sigmoid_product on rows h, h + stride (t and g alike), in one pass (see vecmath.h).
+  void (*add_sigmoid_product_pair)(double* h, const double* t, const double* g, std::size_t stride,
+                                   std::size_t count);
   /// h[i] = h[i] / (1 + exp(-h[i])) (SiLU).
   void (*silu_inplace)(double* h, std::size_t count);
   /// h[i] += t[i].

@@ -12,6 +12,7 @@ const KernelTable table = {
     &dense,
     &exp_inplace,
     &add_sigmoid_product,
+    &add_sigmoid_product_pair,
     &silu_rows,
     &add_inplace,
     &rq_spline,
