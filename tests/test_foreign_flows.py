@@ -26,6 +26,7 @@ from nflows.transforms import (
     MaskedAffineAutoregressiveTransform,
     MaskedPiecewiseRationalQuadraticAutoregressiveTransform,
     Permutation,
+    PiecewiseRationalQuadraticCouplingTransform,
     RandomPermutation,
     ReversePermutation,
 )
@@ -167,6 +168,25 @@ def test_realnvp_actnorm_diagonal_normal(tmp_path, activation):
     flow = _perturb_and_train_batch_norm(flow, d, 1)
     assert any(bool(m.initialized) for m in flow.modules() if isinstance(m, ActNorm))
     _check_nflows(flow, tmp_path, d, 1)
+
+
+@pytest.mark.parametrize(("context", "hidden"), [(1, 12), (1, 11), (3, 12)],
+                         ids=["one-context-even", "one-context-odd", "three-context"])
+def test_rq_coupling_resnet_context_gates(tmp_path, context, hidden):
+    """Residual blocks' context gates: computed in the gating pass (one context variable, rows in pairs) or
+    stored first (an odd row left over, several context variables), against nflows."""
+    d = 4
+    transforms = []
+    for i in range(2):
+        mask = [(j + i) % 2 for j in range(d)]
+        transforms += [
+            PiecewiseRationalQuadraticCouplingTransform(
+                mask, lambda a, b: ResidualNet(a, b, hidden, context_features=context, num_blocks=2),
+                num_bins=5, tails="linear", tail_bound=3.5),
+            ReversePermutation(d),
+        ]
+    flow = _perturb_and_train_batch_norm(Flow(CompositeTransform(transforms), StandardNormal([d])), d, context)
+    _check_nflows(flow, tmp_path, d, context)
 
 
 def test_conditional_base_with_mlp_encoder_and_rq_coupling_resnet(tmp_path):

@@ -17,8 +17,19 @@ enum Slot : std::size_t {
   kGather = 8, kParams, kCopy, kLogdet, kBaseParams, kConverted
 };
 
-// h += t * sigmoid(g): the GLU gate of nflows' residual blocks with context, and the residual sum.
-void gated_residual(double* h, const double* t, const double* g, std::size_t rows, std::size_t n) {
+// h += t * sigmoid(gate(context)): the GLU gate of nflows' residual blocks with context, and the residual sum,
+// two rows at a time.  A gate layer on one context variable is computed inside that pass (its rows would only
+// be stored to be read back); otherwise its rows go through `g` (scratch).
+void gated_residual(const Dense& gate, const double* context, double* h, const double* t, double* g,
+                    std::size_t n) {
+  const std::size_t rows = gate.out;
+  if (gate.in == 1 && rows % 2 == 0) {
+    const auto pair = kernels().add_sigmoid_product_pair_affine;
+    for (std::size_t r = 0; r < rows; r += 2)
+      pair(h + r * kBlock, t + r * kBlock, context, &gate.weight[r], &gate.bias[r], kBlock, n);
+    return;
+  }
+  gate.apply(context, g, n, kBlock);
   const auto pair = kernels().add_sigmoid_product_pair;
   std::size_t r = 0;
   for (; r + 2 <= rows; r += 2) pair(h + r * kBlock, t + r * kBlock, g + r * kBlock, kBlock, n);
@@ -139,9 +150,7 @@ class ResidualNet final : public Conditioner {
       }
       dense_on_activated(b.linear1, act_, t2, t, scratch, n);
       if (n_context_) {
-        double* g = ws.get(kGate, hidden * kBlock);
-        b.gate.apply(context, g, n, kBlock);
-        gated_residual(h, t, g, hidden, n);
+        gated_residual(b.gate, context, h, t, ws.get(kGate, hidden * kBlock), n);
       } else {
         add_rows(h, t, hidden, n);
       }

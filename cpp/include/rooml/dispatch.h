@@ -46,6 +46,9 @@ struct KernelTable {
   /// add_sigmoid_product on rows h, h + stride (t and g alike), in one pass (see vecmath.h).
   void (*add_sigmoid_product_pair)(double* h, const double* t, const double* g, std::size_t stride,
                                    std::size_t count);
+  /// The same with g = w[k] c + b[k] for row k = 0, 1 (a gate layer with one input c), computed in the pass.
+  void (*add_sigmoid_product_pair_affine)(double* h, const double* t, const double* c, const double* w,
+                                          const double* b, std::size_t stride, std::size_t count);
   /// h[i] = h[i] / (1 + exp(-h[i])) (SiLU).
   void (*silu_inplace)(double* h, std::size_t count);
   /// h[i] += t[i].

@@ -257,30 +257,74 @@ inline void add_sigmoid_product(double* __restrict h, const double* __restrict t
   for (; i < count; ++i) h[i] += t[i] / (1.0 + fast_exp(-g[i]));
 }
 
-/// add_sigmoid_product on two rows (the second `stride` after the first).  With AVX-512 the first row divides
-/// and the second refines a reciprocal estimate, interleaved: the divider and the FMA pipes then work at once.
-/// On AMD Zen 4 dividing is the faster (16 vs 21 cycles a vector, measured); Intel's AVX-512 cores divide 8
-/// lanes in 16 cycles of throughput (their published tables) with two FMA units beside, where the reciprocal
-/// should win.  The pair costs 1 % of a flow's time on Zen 4 against dividing alone and is not expected to lose
-/// on either.  Each row keeps its method, so an event's result does not depend on its position.
-inline void add_sigmoid_product_pair(double* __restrict h, const double* __restrict t, const double* __restrict g,
-                                     std::size_t stride, std::size_t count) {
+namespace detail {
+/// The gate g of a row stored as an array.
+struct StoredGate {
+  const double* g;
+  double at(std::size_t i) const { return g[i]; }
 #if defined(__AVX512F__)
-  std::size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    const __m512d q0 = sigmoid_quotient8(_mm512_loadu_pd(t + i), _mm512_loadu_pd(g + i));
-    const __m512d q1 = sigmoid_quotient8_newton(_mm512_loadu_pd(t + stride + i), _mm512_loadu_pd(g + stride + i));
-    _mm512_storeu_pd(h + i, _mm512_add_pd(_mm512_loadu_pd(h + i), q0));
-    _mm512_storeu_pd(h + stride + i, _mm512_add_pd(_mm512_loadu_pd(h + stride + i), q1));
-  }
-  for (; i < count; ++i) {
-    h[i] += t[i] / (1.0 + fast_exp(-g[i]));
-    h[stride + i] += t[stride + i] / (1.0 + fast_exp(-g[stride + i]));
-  }
-#else
-  add_sigmoid_product(h, t, g, count);
-  add_sigmoid_product(h + stride, t + stride, g + stride, count);
+  __m512d at8(std::size_t i) const { return _mm512_loadu_pd(g + i); }
+#elif defined(__AVX2__)
+  __m256d at4(std::size_t i) const { return _mm256_loadu_pd(g + i); }
 #endif
+};
+/// The gate g = w c + b of a gate layer with one input c (computed where used, never stored).
+struct AffineGate {
+  const double* c;
+  double w, b;
+  double at(std::size_t i) const { return w * c[i] + b; }
+#if defined(__AVX512F__)
+  __m512d at8(std::size_t i) const { return _mm512_fmadd_pd(_mm512_set1_pd(w), _mm512_loadu_pd(c + i), _mm512_set1_pd(b)); }
+#elif defined(__AVX2__)
+  __m256d at4(std::size_t i) const { return _mm256_fmadd_pd(_mm256_set1_pd(w), _mm256_loadu_pd(c + i), _mm256_set1_pd(b)); }
+#endif
+};
+
+template <class Gate>
+inline void add_sigmoid_product_pair(double* __restrict h, const double* __restrict t, Gate g0, Gate g1,
+                                     std::size_t stride, std::size_t count) {
+  double* __restrict h1 = h + stride;
+  const double* __restrict t1 = t + stride;
+  std::size_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 8 <= count; i += 8) {
+    const __m512d q0 = sigmoid_quotient8(_mm512_loadu_pd(t + i), g0.at8(i));
+    const __m512d q1 = sigmoid_quotient8_newton(_mm512_loadu_pd(t1 + i), g1.at8(i));
+    _mm512_storeu_pd(h + i, _mm512_add_pd(_mm512_loadu_pd(h + i), q0));
+    _mm512_storeu_pd(h1 + i, _mm512_add_pd(_mm512_loadu_pd(h1 + i), q1));
+  }
+#elif defined(__AVX2__)
+  for (; i + 4 <= count; i += 4) {
+    const __m256d q0 = sigmoid_quotient4(_mm256_loadu_pd(t + i), g0.at4(i));
+    const __m256d q1 = sigmoid_quotient4(_mm256_loadu_pd(t1 + i), g1.at4(i));
+    _mm256_storeu_pd(h + i, _mm256_add_pd(_mm256_loadu_pd(h + i), q0));
+    _mm256_storeu_pd(h1 + i, _mm256_add_pd(_mm256_loadu_pd(h1 + i), q1));
+  }
+#endif
+  for (; i < count; ++i) {
+    h[i] += t[i] / (1.0 + fast_exp(-g0.at(i)));
+    h1[i] += t1[i] / (1.0 + fast_exp(-g1.at(i)));
+  }
+}
+}  // namespace detail
+
+/// add_sigmoid_product on two rows h, h + stride (t and g alike) in one pass.  With AVX-512 the first row
+/// divides and the second refines a reciprocal estimate, interleaved: the divider and the FMA pipes then work
+/// at once.  On AMD Zen 4 dividing is the faster (16 vs 21 cycles a vector, measured); Intel's AVX-512 cores
+/// divide 8 lanes in 16 cycles of throughput (their published tables) with two FMA units beside, where the
+/// reciprocal should win.  The pair costs 1 % of a flow's time on Zen 4 against dividing alone and is not
+/// expected to lose on either.  Each row keeps its method, so an event's result does not depend on its place.
+inline void add_sigmoid_product_pair(double* h, const double* t, const double* g, std::size_t stride,
+                                     std::size_t count) {
+  detail::add_sigmoid_product_pair(h, t, detail::StoredGate{g}, detail::StoredGate{g + stride}, stride, count);
+}
+
+/// The same with the gates of a gate layer with one input c: g = w[k] c + b[k] for the two rows (the rounding
+/// of that layer's output, without storing it).
+inline void add_sigmoid_product_pair_affine(double* h, const double* t, const double* c, const double* w,
+                                            const double* b, std::size_t stride, std::size_t count) {
+  detail::add_sigmoid_product_pair(h, t, detail::AffineGate{c, w[0], b[0]}, detail::AffineGate{c, w[1], b[1]},
+                                   stride, count);
 }
 
 /// h[i] = silu(h[i]) = h[i] / (1 + exp(-h[i])) for i < count (exp as in fast_exp).

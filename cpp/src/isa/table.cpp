@@ -13,6 +13,7 @@ const KernelTable table = {
     &exp_inplace,
     &add_sigmoid_product,
     &add_sigmoid_product_pair,
+    &add_sigmoid_product_pair_affine,
     &silu_rows,
     &add_inplace,
     &rq_spline,
