@@ -173,8 +173,10 @@ def test_realnvp_actnorm_diagonal_normal(tmp_path, activation):
 @pytest.mark.parametrize(("context", "hidden"), [(1, 12), (1, 11), (3, 12)],
                          ids=["one-context-even", "one-context-odd", "three-context"])
 def test_rq_coupling_resnet_context_gates(tmp_path, context, hidden):
-    """Residual blocks' context gates: computed in the gating pass (one context variable, rows in pairs) or
-    stored first (an odd row left over, several context variables), against nflows."""
+    """Residual blocks' context gates, computed in the gating pass or stored first, against nflows.
+
+    One context variable with the rows in pairs, an odd row left over, several context variables.
+    """
     d = 4
     transforms = []
     for i in range(2):
@@ -185,8 +187,8 @@ def test_rq_coupling_resnet_context_gates(tmp_path, context, hidden):
                 num_bins=5, tails="linear", tail_bound=3.5),
             ReversePermutation(d),
         ]
-    flow = _perturb_and_train_batch_norm(Flow(CompositeTransform(transforms), StandardNormal([d])), d, context)
-    _check_nflows(flow, tmp_path, d, context)
+    flow = Flow(CompositeTransform(transforms), StandardNormal([d]))
+    _check_nflows(_perturb_and_train_batch_norm(flow, d, context), tmp_path, d, context)
 
 
 def test_conditional_base_with_mlp_encoder_and_rq_coupling_resnet(tmp_path):

@@ -274,9 +274,13 @@ struct AffineGate {
   double w, b;
   double at(std::size_t i) const { return w * c[i] + b; }
 #if defined(__AVX512F__)
-  __m512d at8(std::size_t i) const { return _mm512_fmadd_pd(_mm512_set1_pd(w), _mm512_loadu_pd(c + i), _mm512_set1_pd(b)); }
+  __m512d at8(std::size_t i) const {
+    return _mm512_fmadd_pd(_mm512_set1_pd(w), _mm512_loadu_pd(c + i), _mm512_set1_pd(b));
+  }
 #elif defined(__AVX2__)
-  __m256d at4(std::size_t i) const { return _mm256_fmadd_pd(_mm256_set1_pd(w), _mm256_loadu_pd(c + i), _mm256_set1_pd(b)); }
+  __m256d at4(std::size_t i) const {
+    return _mm256_fmadd_pd(_mm256_set1_pd(w), _mm256_loadu_pd(c + i), _mm256_set1_pd(b));
+  }
 #endif
 };
 

@@ -34,9 +34,10 @@ inline vnd exp_v(vnd x) {
 
 // Softmax parts of one vector of events e..e+kLanes of the K rows row(k): exps[k] = exp(scale row(k) -
 // max_k scale row(k)) and inv_sum = 1 / sum_k exps[k], the K values held in registers between the passes.
+// (exps is not __restrict: for the staged last vector, row(k) points into it.)
 template <class Row>
-inline void softmax_vector(Row row, int K, double scale, size_t e, double* __restrict exps,
-                           double* __restrict inv_sum, size_t pitch) {
+inline void softmax_vector(Row row, int K, double scale, size_t e, double* exps, double* __restrict inv_sum,
+                           size_t pitch) {
   vnd m = loadv(row(0) + e) * scale;
   for (int k = 1; k < K; ++k) {
     const vnd v = loadv(row(k) + e) * scale;
@@ -53,7 +54,7 @@ inline void softmax_vector(Row row, int K, double scale, size_t e, double* __res
 
 // Softmax parts of the scaled unnormalized sizes: exps (K rows) and 1 / their sum.  The last partial vector
 // is staged in exps' padding, so every event takes the same vector path whatever its place in the block.
-__attribute__((noinline)) void softmax_parts(const double* const* p, int K, double scale, double* __restrict exps,
+__attribute__((noinline)) void softmax_parts(const double* const* p, int K, double scale, double* exps,
                                              double* __restrict inv_sum, size_t n, size_t pitch) {
   size_t e = 0;
   for (; e + kLanes <= n; e += kLanes) softmax_vector([p](int k) { return p[k]; }, K, scale, e, exps, inv_sum, pitch);
