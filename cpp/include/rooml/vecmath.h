@@ -239,24 +239,6 @@ inline __m256d sigmoid_quotient4(__m256d t, __m256d g) {
 }
 #endif
 
-/// h[i] += t[i] * sigmoid(g[i]) = t[i] / (1 + exp(-g[i])) for i < count (exp as in fast_exp).
-inline void add_sigmoid_product(double* __restrict h, const double* __restrict t, const double* __restrict g,
-                                std::size_t count) {
-  std::size_t i = 0;
-#if defined(__AVX512F__)
-  for (; i + 8 <= count; i += 8) {
-    const __m512d q = sigmoid_quotient8(_mm512_loadu_pd(t + i), _mm512_loadu_pd(g + i));
-    _mm512_storeu_pd(h + i, _mm512_add_pd(_mm512_loadu_pd(h + i), q));
-  }
-#elif defined(__AVX2__)
-  for (; i + 4 <= count; i += 4) {
-    const __m256d q = sigmoid_quotient4(_mm256_loadu_pd(t + i), _mm256_loadu_pd(g + i));
-    _mm256_storeu_pd(h + i, _mm256_add_pd(_mm256_loadu_pd(h + i), q));
-  }
-#endif
-  for (; i < count; ++i) h[i] += t[i] / (1.0 + fast_exp(-g[i]));
-}
-
 namespace detail {
 /// The gate g of a row stored as an array.
 struct StoredGate {
@@ -284,33 +266,50 @@ struct AffineGate {
 #endif
 };
 
+/// h[i] += t[i] / (1 + exp(-g[i])) for first <= i < count, g from `gate`.
 template <class Gate>
-inline void add_sigmoid_product_pair(double* __restrict h, const double* __restrict t, Gate g0, Gate g1,
-                                     std::size_t stride, std::size_t count) {
-  double* __restrict h1 = h + stride;
-  const double* __restrict t1 = t + stride;
-  std::size_t i = 0;
+inline void add_gated_row(double* __restrict h, const double* __restrict t, Gate gate, std::size_t count,
+                          std::size_t first = 0) {
+  std::size_t i = first;
 #if defined(__AVX512F__)
   for (; i + 8 <= count; i += 8) {
-    const __m512d q0 = sigmoid_quotient8(_mm512_loadu_pd(t + i), g0.at8(i));
-    const __m512d q1 = sigmoid_quotient8_newton(_mm512_loadu_pd(t1 + i), g1.at8(i));
-    _mm512_storeu_pd(h + i, _mm512_add_pd(_mm512_loadu_pd(h + i), q0));
-    _mm512_storeu_pd(h1 + i, _mm512_add_pd(_mm512_loadu_pd(h1 + i), q1));
+    const __m512d q = sigmoid_quotient8(_mm512_loadu_pd(t + i), gate.at8(i));
+    _mm512_storeu_pd(h + i, _mm512_add_pd(_mm512_loadu_pd(h + i), q));
   }
 #elif defined(__AVX2__)
   for (; i + 4 <= count; i += 4) {
-    const __m256d q0 = sigmoid_quotient4(_mm256_loadu_pd(t + i), g0.at4(i));
-    const __m256d q1 = sigmoid_quotient4(_mm256_loadu_pd(t1 + i), g1.at4(i));
-    _mm256_storeu_pd(h + i, _mm256_add_pd(_mm256_loadu_pd(h + i), q0));
-    _mm256_storeu_pd(h1 + i, _mm256_add_pd(_mm256_loadu_pd(h1 + i), q1));
+    const __m256d q = sigmoid_quotient4(_mm256_loadu_pd(t + i), gate.at4(i));
+    _mm256_storeu_pd(h + i, _mm256_add_pd(_mm256_loadu_pd(h + i), q));
   }
 #endif
-  for (; i < count; ++i) {
-    h[i] += t[i] / (1.0 + fast_exp(-g0.at(i)));
-    h1[i] += t1[i] / (1.0 + fast_exp(-g1.at(i)));
+  for (; i < count; ++i) h[i] += t[i] / (1.0 + fast_exp(-gate.at(i)));
+}
+
+/// add_gated_row on rows h, h + stride (t alike) with gates g0, g1; see add_sigmoid_product_pair.
+template <class Gate>
+inline void add_gated_pair(double* h, const double* t, Gate g0, Gate g1, std::size_t stride, std::size_t count) {
+  std::size_t i = 0;
+#if defined(__AVX512F__)
+  double* __restrict h0 = h;
+  double* __restrict h1 = h + stride;
+  const double* __restrict t0 = t;
+  const double* __restrict t1 = t + stride;
+  for (; i + 8 <= count; i += 8) {
+    const __m512d q0 = sigmoid_quotient8(_mm512_loadu_pd(t0 + i), g0.at8(i));
+    const __m512d q1 = sigmoid_quotient8_newton(_mm512_loadu_pd(t1 + i), g1.at8(i));
+    _mm512_storeu_pd(h0 + i, _mm512_add_pd(_mm512_loadu_pd(h0 + i), q0));
+    _mm512_storeu_pd(h1 + i, _mm512_add_pd(_mm512_loadu_pd(h1 + i), q1));
   }
+#endif
+  add_gated_row(h, t, g0, count, i);  // the rest; all of each row without AVX-512
+  add_gated_row(h + stride, t + stride, g1, count, i);
 }
 }  // namespace detail
+
+/// h[i] += t[i] * sigmoid(g[i]) = t[i] / (1 + exp(-g[i])) for i < count (exp as in fast_exp).
+inline void add_sigmoid_product(double* h, const double* t, const double* g, std::size_t count) {
+  detail::add_gated_row(h, t, detail::StoredGate{g}, count);
+}
 
 /// add_sigmoid_product on two rows h, h + stride (t and g alike) in one pass.  With AVX-512 the first row
 /// divides and the second refines a reciprocal estimate, interleaved: the divider and the FMA pipes then work
@@ -320,15 +319,15 @@ inline void add_sigmoid_product_pair(double* __restrict h, const double* __restr
 /// expected to lose on either.  Each row keeps its method, so an event's result does not depend on its place.
 inline void add_sigmoid_product_pair(double* h, const double* t, const double* g, std::size_t stride,
                                      std::size_t count) {
-  detail::add_sigmoid_product_pair(h, t, detail::StoredGate{g}, detail::StoredGate{g + stride}, stride, count);
+  detail::add_gated_pair(h, t, detail::StoredGate{g}, detail::StoredGate{g + stride}, stride, count);
 }
 
 /// The same with the gates of a gate layer with one input c: g = w[k] c + b[k] for the two rows (the rounding
 /// of that layer's output, without storing it).
 inline void add_sigmoid_product_pair_affine(double* h, const double* t, const double* c, const double* w,
                                             const double* b, std::size_t stride, std::size_t count) {
-  detail::add_sigmoid_product_pair(h, t, detail::AffineGate{c, w[0], b[0]}, detail::AffineGate{c, w[1], b[1]},
-                                   stride, count);
+  detail::add_gated_pair(h, t, detail::AffineGate{c, w[0], b[0]}, detail::AffineGate{c, w[1], b[1]}, stride,
+                         count);
 }
 
 /// h[i] = silu(h[i]) = h[i] / (1 + exp(-h[i])) for i < count (exp as in fast_exp).
